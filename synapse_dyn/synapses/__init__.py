@@ -1,0 +1,51 @@
+"""Synaptic memory: kernels, memory ODEs, nonlinearities and the per-cycle weight update.
+
+A TCL synapse filters its local current s(t) through a memory kernel K (u = K * s, a smoothed
+time derivative with zero area for perfect adaptation) and moves its weight as
+dw/dt = -alpha g(u), with g a threshold nonlinearity.
+"""
+
+from .cycle import (
+    cycle_update,
+    cycle_update_ode,
+    kernel_weights,
+    occupation_sum,
+    periodic_response,
+    wraps_needed,
+)
+from .kernels import (
+    AbstractKernel,
+    EColiKernel,
+    SampledKernel,
+    SineKernel,
+    StateSpaceKernel,
+    normalise,
+    sampled_moments,
+)
+from .memory import AbstractLinearMemory, AbstractMemory, EColiCascade, IntegralFeedback, Synapse
+from .nonlinearities import AbstractNonlinearity, Cubic, DeadZone, Identity
+
+__all__ = [
+    "AbstractKernel",
+    "AbstractLinearMemory",
+    "AbstractMemory",
+    "AbstractNonlinearity",
+    "Cubic",
+    "DeadZone",
+    "EColiCascade",
+    "EColiKernel",
+    "Identity",
+    "IntegralFeedback",
+    "SampledKernel",
+    "SineKernel",
+    "StateSpaceKernel",
+    "Synapse",
+    "cycle_update",
+    "cycle_update_ode",
+    "kernel_weights",
+    "normalise",
+    "occupation_sum",
+    "periodic_response",
+    "sampled_moments",
+    "wraps_needed",
+]
