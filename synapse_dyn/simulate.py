@@ -8,6 +8,7 @@ the memory starting at its steady state for s(t0) and the weight at ``w0``.
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -49,22 +50,18 @@ def simulate(
         saveat = diffrax.SaveAt(t1=True)
     elif not isinstance(saveat, diffrax.SaveAt):
         saveat = diffrax.SaveAt(ts=jnp.asarray(saveat, dtype=float))
-    memory, g, rate = synapse.memory, synapse.nonlinearity, synapse.learning_rate
-
-    def vector_field(t, state, args):
-        z, _ = state
-        s = protocol(t)
-        return memory.vector_field(z, s), -rate * g(memory.output(z, s))
-
+    # Python floats in the modules become arrays, so a new parameter value reuses the compiled
+    # solve instead of tracing it again.
+    field = _SynapseField(*jax.tree.map(lambda x: jnp.asarray(x, dtype=float), (synapse, protocol)))
     w0 = jnp.asarray(w0, dtype=float)
-    z0 = memory.steady_state(protocol(t0) + jnp.zeros_like(w0))
+    z0 = synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0))
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol),
         step_ts=_or_none(protocol.breakpoints(float(t0), float(t1))),
         jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
     )
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        diffrax.ODETerm(field),
         solver or diffrax.Tsit5(),
         t0=t0,
         t1=t1,
@@ -79,16 +76,30 @@ def simulate(
     return solution
 
 
+class _SynapseField(eqx.Module):
+    """d(z, w)/dt for a synapse driven directly by s(t) = protocol(t)."""
+
+    synapse: Synapse
+    protocol: AbstractProtocol
+
+    def __call__(self, t, state, args):
+        z, _ = state
+        s = self.protocol(t)
+        memory = self.synapse.memory
+        velocity = -self.synapse.learning_rate * self.synapse.nonlinearity(memory.output(z, s))
+        return memory.vector_field(z, s), velocity
+
+
 def _or_none(times):
     return jnp.asarray(times) if len(times) else None
 
 
 def _raise_on_failure(solution: diffrax.Solution) -> None:
-    if eqx.is_array(solution.result._value) and concrete(solution.result._value) is None:
-        return  # traced: diffrax's own error channel applies
+    if concrete(solution.result._value) is None:
+        return  # traced (inside jit): diffrax's own error channel applies
     if solution.result != diffrax.RESULTS.successful:
+        reached = solution.stats.get("num_steps", "?")
         raise SimulationError(
-            f"the solver stopped at t = {float(solution.ts[-1]) if solution.ts is not None else 'unknown'}: "
-            f"{diffrax.RESULTS[solution.result]}. Tighten the step controller, shorten the "
-            "protocol, or check for NaN inputs."
+            f"the solver failed after {reached} steps: {solution.result}. Loosen rtol/atol, "
+            "raise max_steps, or check the inputs for NaN."
         )

@@ -128,11 +128,9 @@ def cycle_update(
         require_positive("amplitudes", amplitudes_concrete, allow_zero=True)
     require_finite("mean", mean)
     warn_if_fast_ramp_short(kernel, shape)
-    n_wraps = wraps_needed(kernel, shape.period) if n_wraps is None else n_wraps
     _, v = periodic_response(kernel, shape, n_grid, n_wraps)
     dt = shape.period / n_grid
-    offset = mean * dt * jnp.sum(kernel_weights(kernel, shape.period, n_grid, n_wraps))
-    return dt * occupation_sum(nonlinearity, jnp.sort(v), offset, amplitudes)
+    return dt * occupation_sum(nonlinearity, jnp.sort(v), mean * kernel.area, amplitudes)
 
 
 def warn_if_fast_ramp_short(kernel: AbstractKernel, shape: AbstractProtocol) -> None:

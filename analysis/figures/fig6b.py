@@ -1,0 +1,145 @@
+"""Fig. 6B: non-equilibrium dissipation improves learning. Random ESA-ladder kernels
+(tcl_model.md Sec. 2.7 and the Fig. 6 recipe): the more the adaptation network dissipates,
+the more nearly perfect its adaptation and the smaller the offset error of the update.
+
+Per kernel: gamma from U(0, 1] (10 of every 50) or y 10^-x (y ~ U(0, 1], x in {0..24});
+each batch of 50 shares a ligand step in {5..249} and a rate factor in {1..99}. Protocol
+tau_fast = 3, tau_slow = 15, mean current 10, A_max = 50, dead zone
+theta_g = |-A_max/tau_slow + I (mean + A_max/2)| with I the kernel area; the update is swept
+over 500 amplitudes A in [0, 1.25 A_max) and the offset is the intercept of the least-squares
+line of dw/A_max against A/A_max from the first point with dw/A_max > 0.05 up to A = A_max.
+The dissipation is the steady-state entropy production at s = 0 of the same rate matrix
+(gamma and rate factor) that made the kernel, in kT per Markov time unit.
+"""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from scipy import stats
+from tqdm.auto import tqdm
+
+from analysis.thermodynamics import entropy_production_rate
+from protocols import Sawtooth
+from synapse_dyn.io import describe
+from synapse_dyn.synapses import DeadZone, cycle_update
+from synapse_dyn.synapses.cycle import wraps_needed
+from synapse_dyn.synapses.markov import MarkovLadder, esa_rate_matrix
+
+TAU_FAST, TAU_SLOW, MEAN, AMPLITUDE_MAX = 3.0, 15.0, 10.0, 50.0
+N_AMPLITUDES, FIT_END, ONSET = 500, 400, 0.05
+PER_BATCH, UNIFORM_PER_BATCH = 50, 10
+SHAPE = Sawtooth(TAU_FAST, TAU_SLOW, free=-0.5, clamped=0.5)
+
+
+def amplitudes() -> np.ndarray:
+    """The recipe's sweep, 500 amplitudes in [0, 1.25 A_max)."""
+    return np.linspace(0.0, 1.25 * AMPLITUDE_MAX, N_AMPLITUDES, endpoint=False)
+
+
+def random_ladders(n_batches: int, seed: int) -> dict[str, np.ndarray]:
+    """gamma, rate factor and ligand step of ``50 n_batches`` random ladders (module docstring)."""
+    rng = np.random.default_rng(seed)
+    step = np.repeat(rng.integers(5, 250, n_batches), PER_BATCH).astype(float)
+    rate_factor = np.repeat(rng.integers(1, 100, n_batches), PER_BATCH).astype(float)
+    uniform = 1.0 - rng.random((n_batches, UNIFORM_PER_BATCH))  # U(0, 1]
+    small = PER_BATCH - UNIFORM_PER_BATCH
+    scaled = (1.0 - rng.random((n_batches, small))) * 10.0 ** -rng.integers(0, 25, (n_batches, small))
+    gamma = np.concatenate([uniform, scaled], axis=1).ravel()
+    return {"gamma": gamma, "rate_factor": rate_factor, "step": step}
+
+
+@functools.partial(jax.jit, static_argnames="n_grid")
+def _chunk(gamma, rate_factor, step, amplitude, n_grid):
+    """(kernel area, dw/A_max over the sweep, dissipation) for a chunk of ladders."""
+
+    def one(gamma, rate_factor, step):
+        kernel = MarkovLadder(gamma, rate_factor).kernel(step)
+        area = kernel.area
+        threshold = jnp.abs(-AMPLITUDE_MAX / TAU_SLOW + area * (MEAN + AMPLITUDE_MAX / 2))
+        n_wraps = wraps_needed(kernel, SHAPE.period)
+        update = cycle_update(kernel, DeadZone(threshold), SHAPE, amplitude, MEAN, n_grid, n_wraps)
+        dissipation = entropy_production_rate(esa_rate_matrix(0.0, gamma, rate_factor))
+        return area, update / AMPLITUDE_MAX, dissipation
+
+    return jax.vmap(one)(gamma, rate_factor, step)
+
+
+def offsets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Intercepts of the least-squares lines of y on x (one per row of y) over the points from
+    the first with y > 0.05 up to, not including, index 400 (A = A_max). NaN where no point
+    before A_max exceeds 0.05: that synapse does not learn, and has no offset to speak of
+    (the authors' code regressed from the first point instead)."""
+    index = np.arange(x.size)
+    above = y[:, :FIT_END] > ONSET
+    learns = above.any(axis=1)
+    start = np.where(learns, above.argmax(axis=1), 0)
+    weight = ((index >= start[:, None]) & (index < FIT_END)).astype(float)
+    count = weight.sum(axis=1)
+    mean_x = (weight * x).sum(axis=1) / count
+    mean_y = (weight * y).sum(axis=1) / count
+    dx = x - mean_x[:, None]
+    slope = (weight * dx * (y - mean_y[:, None])).sum(axis=1) / (weight * dx**2).sum(axis=1)
+    return np.where(learns, mean_y - slope * mean_x, np.nan)
+
+
+def compute(
+    quick: bool = False, progress: bool = True, n_batches: int | None = None, seed: int = 6,
+    n_grid: int = 2**13, chunk: int = 250,
+) -> xr.Dataset:
+    """The figure's data: 5,000 random ladders (quick: 200), in chunks of ``chunk`` with one
+    compilation; ``n_grid`` points per protocol period for the exact cycle update."""
+    n_batches = (4 if quick else 100) if n_batches is None else n_batches
+    ladders = random_ladders(n_batches, seed)
+    n = ladders["gamma"].size
+    sweep = amplitudes()
+    results = []
+    starts = range(0, n, chunk)
+    for start in tqdm(starts, desc="fig6b kernels", unit="chunk", disable=not progress):
+        index = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
+        parts = _chunk(*(jnp.asarray(ladders[key][index]) for key in ("gamma", "rate_factor", "step")),
+                       jnp.asarray(sweep), n_grid)
+        results.append([np.asarray(part)[: min(chunk, n - start)] for part in parts])
+    area, update, dissipation = (np.concatenate(column) for column in zip(*results, strict=True))
+    offset = offsets(sweep / AMPLITUDE_MAX, update)
+    ds = xr.Dataset(
+        {
+            "gamma": ("kernel", ladders["gamma"], {"units": "1", "long_name": "detailed-balance breaking factor gamma"}),
+            "rate_factor": ("kernel", ladders["rate_factor"], {"units": "1 / Markov time", "long_name": "activity switching rate factor"}),
+            "step": ("kernel", ladders["step"], {"units": "uM", "long_name": "ligand step of the kernel's step response"}),
+            "dissipation": ("kernel", dissipation, {"units": "kT / Markov time", "long_name": "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)"}),
+            "kernel_area": ("kernel", area, {"units": "1 / time", "long_name": "kernel area I (first moment -1)"}),
+            "offset": ("kernel", offset, {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"}),
+            "dw": (("kernel", "amplitude"), update, {"units": "1", "long_name": "update per cycle dw / A_max"}),
+        },
+        coords={
+            "kernel": ("kernel", np.arange(n), {"units": "1", "long_name": "kernel index"}),
+            "amplitude": ("amplitude", sweep, {"units": "current", "long_name": "contrast A = s_clamped - s_free"}),
+        },
+    )
+    config = {"figure": "fig6b", "n_kernels": n, "seed": seed, "n_grid": n_grid, "tau_fast": TAU_FAST,
+              "tau_slow": TAU_SLOW, "mean_current": MEAN, "amplitude_max": AMPLITUDE_MAX}
+    return describe(ds, "Fig. 6B: dissipation improves learning (ESA-ladder kernels)", config)
+
+
+def trend(ds: xr.Dataset):
+    """Spearman rank correlation of |offset| with the dissipation over the kernels that learn
+    (scipy result; ranks of |offset| are those of ln|offset/mean|)."""
+    learns = np.isfinite(ds.offset.values)
+    return stats.spearmanr(ds.dissipation.values[learns], np.abs(ds.offset.values[learns]))
+
+
+def plot(ds: xr.Dataset):
+    figure, axis = plt.subplots(figsize=(4.0, 3.2))
+    y = np.log(np.abs(ds.offset / MEAN))
+    axis.scatter(ds.dissipation, y, s=5, c=np.log10(ds.gamma), cmap="viridis")
+    result = trend(ds)
+    axis.set(xlabel="dissipation sigma (kT / Markov time)", ylabel="ln |offset / mean|",
+             xlim=(0, 12), title=f"Spearman rho = {result.statistic:.2f}")
+    figure.colorbar(axis.collections[0], label="log10 gamma")
+    figure.tight_layout()
+    return figure

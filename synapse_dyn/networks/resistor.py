@@ -1,0 +1,262 @@
+"""Linear resistor (flow) networks on any graph.
+
+Node potentials v; edge conductances g >= 0 (the learnable parameters w); voltage sources set
+the input nodes to ``inputs`` and ground nodes to 0; the state x is the potentials of the free
+nodes. Energy (co-content, half the dissipated power)
+    E(x; g, inputs) = 1/2 sum_e g_e (v_i - v_j)^2,
+whose stationarity at free nodes is Kirchhoff's current law: (L(g) v)_i = 0, L the weighted
+Laplacian. The equilibrium is one linear solve on the free nodes, A x = b with
+A = L_ff and b = -L_fs v_s (lineax; dense Cholesky for small networks, matrix-free Jacobi
+preconditioned CG on edge lists for large ones). The local synaptic current is
+dE/dg_e = 1/2 (v_i - v_j)^2.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from synapse_dyn._checks import concrete, require_finite, require_positive
+
+from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge, check_state
+from .graphs import Graph
+
+
+class ResistorNetwork(AbstractNetwork):
+    """A linear resistor network with voltage sources on ``input_nodes``, grounded
+    ``ground_nodes`` and read-out at ``output_nodes`` (potentials).
+
+    ``solver``: a lineax solver; ``lx.CG`` selects the matrix-free, sparse path. Conductances
+    are projected onto [``min_conductance``, inf) when training, so the Laplacian stays
+    nonsingular.
+    """
+
+    graph: Graph
+    input_nodes: Int[np.ndarray, " n_in"]
+    output_nodes: Int[np.ndarray, " n_out"]
+    ground_nodes: Int[np.ndarray, " n_ground"]
+    free_nodes: Int[np.ndarray, " n_free"]
+    output_slots: Int[np.ndarray, " n_out"]
+    solver: lx.AbstractLinearSolver
+    min_conductance: float
+    relaxation_time: float
+    n_inputs: int = eqx.field(static=True)
+    n_outputs: int = eqx.field(static=True)
+    n_free: int = eqx.field(static=True)
+    cost_iterations: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        graph: Graph,
+        input_nodes,
+        output_nodes,
+        ground_nodes=(),
+        solver: lx.AbstractLinearSolver | None = None,
+        min_conductance: float = 1e-6,
+        relaxation_time: float = 1.0,
+        cost_iterations: int = 50,
+    ):
+        n = graph.n_nodes
+        sets = {}
+        for name, nodes in (("input_nodes", input_nodes), ("output_nodes", output_nodes), ("ground_nodes", ground_nodes)):
+            nodes = np.asarray(nodes, dtype=np.int32).ravel()
+            bad = nodes[(nodes < 0) | (nodes >= n)]
+            if bad.size:
+                raise ValueError(f"{name} {bad.tolist()} are not nodes of the graph (0 .. {n - 1}).")
+            if np.unique(nodes).size != nodes.size:
+                raise ValueError(f"{name} contains repeated nodes {nodes.tolist()}; list each once.")
+            sets[name] = nodes
+        fixed = np.concatenate([sets["input_nodes"], sets["ground_nodes"]])
+        if fixed.size == 0:
+            raise ValueError("the network needs at least one input or ground node to fix the potential.")
+        if np.unique(fixed).size != fixed.size:
+            raise ValueError("a node cannot be both an input and a ground node.")
+        clash = np.intersect1d(sets["output_nodes"], fixed)
+        if clash.size:
+            raise ValueError(f"output nodes {clash.tolist()} are also inputs or ground; outputs must be free nodes.")
+        if sets["output_nodes"].size == 0:
+            raise ValueError("the network needs at least one output node.")
+        floating = graph.components_without(fixed)
+        if floating.size:
+            raise ValueError(
+                f"nodes {floating[:20].tolist()}{' ...' if floating.size > 20 else ''} have no path "
+                "to an input or ground node; connect them or ground one node of each component."
+            )
+        require_positive("min_conductance", min_conductance)
+        require_positive("relaxation_time", relaxation_time)
+        free = np.setdiff1d(np.arange(n), fixed).astype(np.int32)
+        self.graph = graph
+        self.input_nodes = sets["input_nodes"]
+        self.output_nodes = sets["output_nodes"]
+        self.ground_nodes = sets["ground_nodes"]
+        self.free_nodes = free
+        self.output_slots = np.searchsorted(free, sets["output_nodes"]).astype(np.int32)
+        self.solver = lx.Cholesky() if solver is None else solver
+        self.min_conductance = float(min_conductance)
+        self.relaxation_time = float(relaxation_time)
+        self.n_inputs = int(sets["input_nodes"].size)
+        self.n_outputs = int(sets["output_nodes"].size)
+        self.n_free = int(free.size)
+        self.cost_iterations = int(cost_iterations)
+
+    # ---- state <-> node potentials ------------------------------------------------------
+
+    def potentials(self, x: Float[Array, " n_free"], inputs: Float[Array, " n_in"]) -> Float[Array, " n"]:
+        """All node potentials v: free nodes from x, sources at ``inputs``, ground at 0."""
+        v = jnp.zeros(self.graph.n_nodes, dtype=jnp.result_type(x, inputs, float))
+        return v.at[self.free_nodes].set(x).at[self.input_nodes].set(inputs)
+
+    def drops(self, v: Float[Array, " n"]) -> Float[Array, " n_edges"]:
+        """Edge voltage drops v_i - v_j."""
+        return v[self.graph.senders] - v[self.graph.receivers]
+
+    def currents(self, v: Float[Array, " n"], g: Float[Array, " n_edges"]) -> Float[Array, " n"]:
+        """Net current leaving each node through the resistors, (L(g) v)_i."""
+        flow = g * self.drops(v)
+        n = self.graph.n_nodes
+        return jax.ops.segment_sum(flow, self.graph.senders, n) - jax.ops.segment_sum(
+            flow, self.graph.receivers, n
+        )
+
+    # ---- AbstractNetwork ----------------------------------------------------------------
+
+    def energy(self, x, w, inputs):
+        """E = 1/2 sum_e g_e (v_i - v_j)^2."""
+        return 0.5 * jnp.sum(w * self.drops(self.potentials(x, inputs)) ** 2)
+
+    def synaptic_current(self, x, w, inputs):
+        """dE/dg_e = 1/2 (v_i - v_j)^2."""
+        del w
+        return 0.5 * self.drops(self.potentials(x, inputs)) ** 2
+
+    def output(self, x):
+        return x[self.output_slots]
+
+    def clamp(self, x, values):
+        return x.at[self.output_slots].set(values)
+
+    def equilibrium(self, w, inputs, nudge: Nudge = None, x0=None):
+        """Solve (M A M + D) x = r on the free nodes: M masks clamped outputs (which keep
+        their values), D adds the soft nudge's curvature beta c at the outputs; for a
+        non-quadratic cost the right-hand side is re-linearised ``cost_iterations`` times
+        (majorise-minimise, exact in one step for the MSE)."""
+        self._check_call(w, inputs)
+        w = jnp.asarray(w, dtype=float)
+        inputs = jnp.asarray(inputs, dtype=float)
+        zero = jnp.zeros(self.n_free)
+        solve_mask = jnp.ones(self.n_free)
+        pinned = zero
+        if isinstance(nudge, Clamp):
+            solve_mask = self.clamp(solve_mask, jnp.zeros(self.n_outputs))
+            pinned = self.clamp(zero, jnp.asarray(nudge.values, dtype=float))
+        # b = -(L v_fixed)_f with clamped outputs counted as fixed
+        b = -self.currents(self.potentials(pinned, inputs), w)[self.free_nodes]
+        rhs = solve_mask * b + pinned
+        extra = zero
+        if isinstance(nudge, SoftNudge):
+            extra = self.clamp(zero, nudge.beta * nudge.cost.curvature * jnp.ones(self.n_outputs))
+        operator, preconditioner = self._operator(w, solve_mask, extra)
+
+        def solve(rhs_k, guess):
+            options = {}
+            if isinstance(self.solver, lx.CG):
+                options = {"preconditioner": preconditioner, "y0": guess}
+            return lx.linear_solve(operator, rhs_k, self.solver, options=options).value
+
+        guess = zero if x0 is None else jnp.asarray(x0, dtype=float)
+        if not isinstance(nudge, SoftNudge):
+            return check_state(solve(rhs, guess), "the resistor network's equilibrium")
+        beta, cost, y = nudge.beta, nudge.cost, jnp.asarray(nudge.target, dtype=float)
+
+        def majorise_minimise(x):
+            o = self.output(x)
+            force = beta * (cost.curvature * o - cost.grad(o, y))
+            return solve(rhs + self.clamp(zero, force), x)
+
+        iterations = 1 if cost.quadratic else self.cost_iterations
+        x = jax.lax.fori_loop(0, iterations, lambda _, x: majorise_minimise(x), guess)
+        return check_state(x, "the resistor network's nudged equilibrium")
+
+    def _operator(self, w, solve_mask, extra):
+        """The masked system operator and its Jacobi preconditioner."""
+        degree = jax.ops.segment_sum(w, self.graph.senders, self.graph.n_nodes) + jax.ops.segment_sum(
+            w, self.graph.receivers, self.graph.n_nodes
+        )
+        diagonal = solve_mask * degree[self.free_nodes] + (1 - solve_mask) + extra
+        tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
+        if isinstance(self.solver, lx.CG):
+            zeros_in = jnp.zeros(len(self.input_nodes))
+
+            def matvec(x):
+                masked = solve_mask * x
+                laplacian = self.currents(self.potentials(masked, zeros_in), w)[self.free_nodes]
+                return solve_mask * laplacian + (1 - solve_mask) * x + extra * x
+
+            structure = jax.ShapeDtypeStruct((self.n_free,), w.dtype)
+            operator = lx.FunctionLinearOperator(matvec, structure, tags=tags)
+            return operator, lx.TaggedLinearOperator(
+                lx.DiagonalLinearOperator(1.0 / diagonal), lx.positive_semidefinite_tag
+            )
+        slots = jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes))
+        slots = jnp.minimum(slots, self.n_free - 1)  # fixed nodes: any slot, their entries are 0
+        is_free = jnp.zeros(self.graph.n_nodes, bool).at[self.free_nodes].set(True)
+        s, r = self.graph.senders, self.graph.receivers
+        both = is_free[s] & is_free[r]
+        off = jnp.where(both, -w, 0.0)
+        matrix = jnp.zeros((self.n_free, self.n_free))
+        matrix = matrix.at[slots[s], slots[r]].add(off).at[slots[r], slots[s]].add(off)
+        matrix = solve_mask[:, None] * matrix * solve_mask[None, :] + jnp.diag(diagonal)
+        return lx.MatrixLinearOperator(matrix, tags), None
+
+    def project(self, w):
+        """g <- max(g, min_conductance)."""
+        return jnp.maximum(w, self.min_conductance)
+
+    def init(self, key):
+        """Conductances uniform in [0.5, 1.5]."""
+        return jax.random.uniform(key, (self.graph.n_edges,), minval=0.5, maxval=1.5)
+
+    def check_parameters(self, w):
+        """Conductances: shape (n_edges,), finite, >= 0, and no node cut off from every source
+        and ground by zero conductances."""
+        if np.shape(w) != (self.graph.n_edges,):
+            raise ValueError(
+                f"conductances must have shape ({self.graph.n_edges},), one per edge, got {np.shape(w)}."
+            )
+        require_finite("conductances", w)
+        values = concrete(w)
+        if values is None:
+            return
+        negative = np.flatnonzero(values < 0)
+        if negative.size:
+            raise ValueError(
+                f"conductances must be >= 0, got negative values on edges {negative[:10].tolist()} "
+                f"(min {values.min()!r}); use network.project(w) to clip them to {self.min_conductance}."
+            )
+        fixed = np.concatenate([self.input_nodes, self.ground_nodes])
+        floating = self.graph.components_without(fixed, active=values > 0)
+        if floating.size:
+            raise ValueError(
+                f"with these conductances nodes {floating[:20].tolist()} have no path to an input "
+                "or ground node (their edges have zero conductance); use network.project(w)."
+            )
+
+    def _check_call(self, w, inputs):
+        if np.shape(inputs) != (self.n_inputs,):
+            raise ValueError(
+                f"inputs must have shape ({self.n_inputs},) (one voltage per input node), got "
+                f"{np.shape(inputs)}; vmap over samples."
+            )
+        require_finite("inputs", inputs)
+        self.check_parameters(w)
+
+    # ---- SPICE --------------------------------------------------------------------------
+
+    def to_spice(self, w: Float[ArrayLike, " n_edges"], inputs: Float[ArrayLike, " n_in"]) -> str:
+        """A SPICE netlist of the free equilibrium: resistors R = 1/g, DC voltage sources on
+        the inputs, ground nodes tied to node 0, an operating-point analysis."""
+        from .spice import netlist
+
+        return netlist(self, np.asarray(w, float), np.asarray(inputs, float))

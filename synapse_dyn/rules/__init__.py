@@ -1,0 +1,22 @@
+"""Explicit learning rules behind one call, ``update(network, w, batch, rule)``:
+equilibrium propagation (``EP``: positive, negative, centered, random sign), coupled learning
+(``CpL``), contrastive learning (``CL``) and the exact gradient by implicit differentiation
+(``ExactGradient``). Sign convention: g_hat estimates dL/dw and parameters move as
+w <- project(w - alpha g_hat)."""
+
+from ._base import AbstractRule, evaluate, update
+from .contrastive import CL, EP, AbstractContrastiveRule, CpL, primitive
+from .exact import ExactGradient, implicit_gradient
+
+__all__ = [
+    "CL",
+    "EP",
+    "AbstractContrastiveRule",
+    "AbstractRule",
+    "CpL",
+    "ExactGradient",
+    "evaluate",
+    "implicit_gradient",
+    "primitive",
+    "update",
+]

@@ -1,0 +1,92 @@
+"""The one call: ``update(network, w, batch, rule)`` returns g_hat, an estimate of dL/dw
+averaged over the batch, with L = C(o(x_free), y). Parameters move as
+w <- project(w - alpha g_hat)."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PyTree
+
+from synapse_dyn.networks._base import AbstractCost, AbstractNetwork, MSE, check_targets
+
+
+class AbstractRule(eqx.Module):
+    """A per-sample gradient estimator. ``sign`` is the random-sign draw (+1 or -1) of the
+    mini-batch, ignored by rules that do not use it."""
+
+    cost: eqx.AbstractVar[AbstractCost]
+
+    @abc.abstractmethod
+    def estimate(
+        self,
+        network: AbstractNetwork,
+        w: PyTree[Array],
+        inputs: Float[Array, " n_in"],
+        target: Float[Array, " n_out"],
+        sign: Float[Array, ""],
+        x0: PyTree[Array] | None = None,
+    ) -> PyTree[Array]:
+        """g_hat for one sample (same pytree as w)."""
+
+    def draw_sign(self, key: Array | None) -> Float[Array, ""]:
+        return jnp.ones(())
+
+
+@eqx.filter_jit
+def _update(network, w, inputs, targets, rule, key):
+    sign = rule.draw_sign(key)
+    per_sample = jax.vmap(lambda x, y: rule.estimate(network, w, x, y, sign))(inputs, targets)
+    return jax.tree.map(lambda g: jnp.mean(g, axis=0), per_sample)
+
+
+def update(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    batch: tuple[Float[Array, "batch n_in"], Float[Array, "batch n_out"]],
+    rule: AbstractRule,
+    key: Array | None = None,
+) -> PyTree[Array]:
+    """g_hat = mean over the batch of the rule's per-sample estimate of dL/dw.
+
+    ``batch = (inputs, targets)`` with a leading sample axis; ``key`` drives the random-sign
+    variant (one sign per call). Validates shapes, finiteness and parameter ranges, then runs
+    one jitted, vmapped computation (compiled once per network structure and rule type).
+    """
+    inputs, targets = batch
+    network.check_inputs(inputs)
+    check_targets(network, targets)
+    if jnp.ndim(inputs) != 2 or jnp.shape(inputs)[0] != jnp.shape(targets)[0]:
+        raise ValueError(
+            f"batch must be (inputs, targets) of shapes (batch, {network.n_inputs}) and "
+            f"(batch, {network.n_outputs}), got {jnp.shape(inputs)} and {jnp.shape(targets)}."
+        )
+    network.check_parameters(w)
+    if getattr(rule, "variant", None) == "random" and key is None:
+        raise ValueError("the random-sign variant needs a PRNG key: pass key=jax.random.key(...).")
+    return _update(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
+
+
+@eqx.filter_jit
+def evaluate(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    inputs: Float[Array, "batch n_in"],
+    targets: Float[Array, "batch n_out"],
+    cost: AbstractCost = MSE(),
+) -> dict[str, Float[Array, " batch"]]:
+    """Free equilibria of a batch: per-sample ``loss`` C(o, y), ``energy`` E(x_free),
+    ``correct`` (argmax o == argmax y) and the ``outputs``."""
+
+    def one(x, y):
+        state = network.equilibrium(w, x)
+        o = network.output(state)
+        return {
+            "loss": cost(o, y),
+            "energy": network.energy(state, w, x),
+            "correct": (jnp.argmax(o) == jnp.argmax(y)).astype(float),
+            "outputs": o,
+        }
+
+    return jax.vmap(one)(inputs, targets)
