@@ -139,7 +139,7 @@ def plot(ds: xr.Dataset):
     axis.scatter(ds.dissipation, y, s=5, c=np.log10(ds.gamma), cmap="viridis")
     result = trend(ds)
     axis.set(xlabel="dissipation sigma (kT / Markov time)", ylabel="ln |offset / mean|",
-             xlim=(0, 12), title=f"Spearman rho = {result.statistic:.2f}")
+             title=f"Spearman rho = {result.statistic:.2f}")
     figure.colorbar(axis.collections[0], label="log10 gamma")
     figure.tight_layout()
     return figure
