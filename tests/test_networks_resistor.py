@@ -101,7 +101,7 @@ def test_relaxation_decreases_energy_and_converges(setup):
     nudge = SoftNudge(0.3, target)
     ts = jnp.linspace(0.0, 60.0, 40)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(net.vector_field), diffrax.Kvaerno5(), 0.0, 60.0, None,
+        diffrax.ODETerm(net.vector_field), diffrax.Tsit5(), 0.0, 60.0, None,
         jnp.zeros(net.n_free), args=(w, inputs, nudge), saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12), max_steps=10000,
     )
@@ -161,8 +161,8 @@ def test_equilibrium_vmaps_and_jits_once(setup):
         return jax.vmap(lambda x: net.equilibrium(w, x, SoftNudge(beta, target, MSE())))(xs)
 
     xs = jax.random.normal(jax.random.key(0), (5, 3))
-    out = batch(net, w, xs, 0.1)
+    out = batch(net, w, xs, jnp.asarray(0.1))
     batch(net, w, 2 * xs, jnp.asarray(0.2))
     batch(net, w, 2 * xs, jnp.asarray(0.3))
     # linearity in the inputs (superposition), sample by sample
-    np.testing.assert_allclose(batch(net, w, 2 * xs, 0.1)[0] - out[0], out[0] - batch(net, w, 0 * xs, 0.1)[0], atol=1e-12)
+    np.testing.assert_allclose(batch(net, w, 2 * xs, jnp.asarray(0.1))[0] - out[0], out[0] - batch(net, w, 0 * xs, jnp.asarray(0.1))[0], atol=1e-12)

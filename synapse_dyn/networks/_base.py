@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PyTree, Scalar
 
-from synapse_dyn._checks import concrete, require_finite
+from synapse_dyn._checks import require_finite
 
 
 class AbstractCost(eqx.Module):
@@ -63,15 +63,15 @@ class CrossEntropy(AbstractCost):
 class SoftNudge(eqx.Module):
     """EP nudge: minimise E + beta C(o, target)."""
 
-    beta: Float[ArrayLike, ""]
-    target: Float[ArrayLike, " n"]
+    beta: Float[Array, ""] = eqx.field(converter=lambda b: jnp.asarray(b, dtype=float))
+    target: Float[Array, " n"] = eqx.field(converter=lambda y: jnp.asarray(y, dtype=float))
     cost: AbstractCost = MSE()
 
 
 class Clamp(eqx.Module):
     """CpL/CL clamp: outputs fixed at ``values``, every other free coordinate relaxed."""
 
-    values: Float[ArrayLike, " n"]
+    values: Float[Array, " n"] = eqx.field(converter=lambda v: jnp.asarray(v, dtype=float))
 
 
 Nudge = SoftNudge | Clamp | None
@@ -103,7 +103,6 @@ class AbstractNetwork(eqx.Module):
     def clamp(self, x: PyTree[Array], values: Float[Array, " n_out"]) -> PyTree[Array]:
         """``x`` with its outputs replaced by ``values``."""
 
-    @abc.abstractmethod
     def equilibrium(
         self,
         w: PyTree[Array],
@@ -112,7 +111,23 @@ class AbstractNetwork(eqx.Module):
         x0: PyTree[Array] | None = None,
     ) -> PyTree[Array]:
         """argmin_x of E (+ beta C for a soft nudge; over the non-output coordinates for a
-        clamp), started from ``x0`` where the solver is iterative."""
+        clamp), started from ``x0`` where the solver is iterative. Validates the inputs and
+        parameters (Python time), solves under jit, and errors at run time if the state is
+        not finite."""
+        if np.shape(inputs) != (self.n_inputs,):
+            raise ValueError(
+                f"inputs must have shape ({self.n_inputs},) for this {type(self).__name__}, got "
+                f"{np.shape(inputs)}; vmap over samples, and match the task to the network."
+            )
+        require_finite("inputs", inputs)
+        self.check_parameters(w)
+        return _equilibrium(self, w, jnp.asarray(inputs, dtype=float), nudge, x0)
+
+    @abc.abstractmethod
+    def solve(
+        self, w: PyTree[Array], inputs: Float[Array, " n_in"], nudge: Nudge, x0: PyTree[Array] | None
+    ) -> PyTree[Array]:
+        """The equilibrium solver proper (pure, jit- and vmap-able)."""
 
     @abc.abstractmethod
     def project(self, w: PyTree[Array]) -> PyTree[Array]:
@@ -185,6 +200,11 @@ class AbstractNetwork(eqx.Module):
         require_finite(name, inputs)
 
 
+@eqx.filter_jit
+def _equilibrium(network, w, inputs, nudge, x0):
+    return check_state(network.solve(w, inputs, nudge, x0), f"the {type(network).__name__} equilibrium")
+
+
 def check_targets(network: AbstractNetwork, targets: ArrayLike, name: str = "targets") -> None:
     """Raise ValueError unless ``targets`` has shape (..., n_outputs) and is finite."""
     shape = np.shape(targets)
@@ -205,8 +225,3 @@ def check_state(x: PyTree[Array], what: str) -> PyTree[Array]:
         f"{what} is not finite: the system is singular (a node without a path to a source or "
         "ground, a vanishing conductance) or an input is NaN.",
     )
-
-
-def is_concrete(*values) -> bool:
-    """True when every value is a concrete array (not a tracer), so Python checks apply."""
-    return all(concrete(v) is not None for v in values)

@@ -20,7 +20,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
 
-from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge, check_state
+from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
 
 
@@ -137,20 +137,18 @@ class ResistorNetwork(AbstractNetwork):
     def clamp(self, x, values):
         return x.at[self.output_slots].set(values)
 
-    def equilibrium(self, w, inputs, nudge: Nudge = None, x0=None):
+    def solve(self, w, inputs, nudge: Nudge = None, x0=None):
         """Solve (M A M + D) x = r on the free nodes: M masks clamped outputs (which keep
         their values), D adds the soft nudge's curvature beta c at the outputs; for a
         non-quadratic cost the right-hand side is re-linearised ``cost_iterations`` times
         (majorise-minimise, exact in one step for the MSE)."""
-        self._check_call(w, inputs)
         w = jnp.asarray(w, dtype=float)
-        inputs = jnp.asarray(inputs, dtype=float)
         zero = jnp.zeros(self.n_free)
         solve_mask = jnp.ones(self.n_free)
         pinned = zero
         if isinstance(nudge, Clamp):
             solve_mask = self.clamp(solve_mask, jnp.zeros(self.n_outputs))
-            pinned = self.clamp(zero, jnp.asarray(nudge.values, dtype=float))
+            pinned = self.clamp(zero, nudge.values)
         # b = -(L v_fixed)_f with clamped outputs counted as fixed
         b = -self.currents(self.potentials(pinned, inputs), w)[self.free_nodes]
         rhs = solve_mask * b + pinned
@@ -167,8 +165,8 @@ class ResistorNetwork(AbstractNetwork):
 
         guess = zero if x0 is None else jnp.asarray(x0, dtype=float)
         if not isinstance(nudge, SoftNudge):
-            return check_state(solve(rhs, guess), "the resistor network's equilibrium")
-        beta, cost, y = nudge.beta, nudge.cost, jnp.asarray(nudge.target, dtype=float)
+            return solve(rhs, guess)
+        beta, cost, y = nudge.beta, nudge.cost, nudge.target
 
         def majorise_minimise(x):
             o = self.output(x)
@@ -176,8 +174,7 @@ class ResistorNetwork(AbstractNetwork):
             return solve(rhs + self.clamp(zero, force), x)
 
         iterations = 1 if cost.quadratic else self.cost_iterations
-        x = jax.lax.fori_loop(0, iterations, lambda _, x: majorise_minimise(x), guess)
-        return check_state(x, "the resistor network's nudged equilibrium")
+        return jax.lax.fori_loop(0, iterations, lambda _, x: majorise_minimise(x), guess)
 
     def _operator(self, w, solve_mask, extra):
         """The masked system operator and its Jacobi preconditioner."""
@@ -242,15 +239,6 @@ class ResistorNetwork(AbstractNetwork):
                 f"with these conductances nodes {floating[:20].tolist()} have no path to an input "
                 "or ground node (their edges have zero conductance); use network.project(w)."
             )
-
-    def _check_call(self, w, inputs):
-        if np.shape(inputs) != (self.n_inputs,):
-            raise ValueError(
-                f"inputs must have shape ({self.n_inputs},) (one voltage per input node), got "
-                f"{np.shape(inputs)}; vmap over samples."
-            )
-        require_finite("inputs", inputs)
-        self.check_parameters(w)
 
     # ---- SPICE --------------------------------------------------------------------------
 
