@@ -25,17 +25,20 @@ def entropy_production_rate(
     """
     check_rate_matrix(matrix)
     matrix = jnp.asarray(matrix, dtype=float)
-    p = stationary_distribution(matrix) if occupation is None else jnp.asarray(occupation, dtype=float)
-    flux = matrix * p[..., None, :]
-    n = matrix.shape[-1]
-    off = ~jnp.eye(n, dtype=bool)
-    reverse = jnp.swapaxes(flux, -1, -2)
-    both = off & (flux > 0) & (reverse > 0)
-    safe = lambda a: jnp.where(both, a, 1.0)  # noqa: E731
-    log_ratio = jnp.log(safe(matrix)) + jnp.log(safe(p[..., None, :])) - jnp.log(
-        safe(jnp.swapaxes(matrix, -1, -2))
-    ) - jnp.log(safe(p[..., :, None]))
-    one_way = off & ((flux > 0) != (reverse > 0))
-    terms = jnp.where(both, (flux - reverse) * log_ratio, jnp.where(one_way, jnp.inf, 0.0))
-    return 0.5 * jnp.sum(terms, axis=(-2, -1))
+    p = (
+        stationary_distribution(matrix)
+        if occupation is None
+        else jnp.asarray(occupation, dtype=float)
+    )
+    return jnp.vectorize(_schnakenberg, signature="(n,n),(n)->()")(matrix, p)
 
+
+def _schnakenberg(matrix, p):
+    flux = matrix * p[None, :]
+    off = ~jnp.eye(matrix.shape[0], dtype=bool)
+    both = off & (flux > 0) & (flux.T > 0)
+    safe = lambda a: jnp.log(jnp.where(both, a, 1.0))  # noqa: E731
+    log_ratio = safe(matrix) + safe(p[None, :]) - safe(matrix.T) - safe(p[:, None])
+    one_way = off & ((flux > 0) != (flux.T > 0))
+    terms = jnp.where(both, (flux - flux.T) * log_ratio, jnp.where(one_way, jnp.inf, 0.0))
+    return 0.5 * jnp.sum(terms)

@@ -14,7 +14,6 @@ The dissipation is the steady-state entropy production at s = 0 of the same rate
 
 import functools
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -48,7 +47,9 @@ def random_ladders(n_batches: int, seed: int) -> dict[str, np.ndarray]:
     rate_factor = np.repeat(rng.integers(1, 100, n_batches), PER_BATCH).astype(float)
     uniform = 1.0 - rng.random((n_batches, UNIFORM_PER_BATCH))  # U(0, 1]
     small = PER_BATCH - UNIFORM_PER_BATCH
-    scaled = (1.0 - rng.random((n_batches, small))) * 10.0 ** -rng.integers(0, 25, (n_batches, small))
+    scaled = (1.0 - rng.random((n_batches, small))) * 10.0 ** -rng.integers(
+        0, 25, (n_batches, small)
+    )
     gamma = np.concatenate([uniform, scaled], axis=1).ravel()
     return {"gamma": gamma, "rate_factor": rate_factor, "step": step}
 
@@ -88,8 +89,12 @@ def offsets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def compute(
-    quick: bool = False, progress: bool = True, n_batches: int | None = None, seed: int = 6,
-    n_grid: int = 2**13, chunk: int = 250,
+    quick: bool = False,
+    progress: bool = True,
+    n_batches: int | None = None,
+    seed: int = 6,
+    n_grid: int = 2**13,
+    chunk: int = 250,
 ) -> xr.Dataset:
     """The figure's data: 5,000 random ladders (quick: 200), in chunks of ``chunk`` with one
     compilation; ``n_grid`` points per protocol period for the exact cycle update."""
@@ -101,28 +106,74 @@ def compute(
     starts = range(0, n, chunk)
     for start in tqdm(starts, desc="fig6b kernels", unit="chunk", disable=not progress):
         index = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-        parts = _chunk(*(jnp.asarray(ladders[key][index]) for key in ("gamma", "rate_factor", "step")),
-                       jnp.asarray(sweep), n_grid)
+        parts = _chunk(
+            *(jnp.asarray(ladders[key][index]) for key in ("gamma", "rate_factor", "step")),
+            jnp.asarray(sweep),
+            n_grid,
+        )
         results.append([np.asarray(part)[: min(chunk, n - start)] for part in parts])
     area, update, dissipation = (np.concatenate(column) for column in zip(*results, strict=True))
     offset = offsets(sweep / AMPLITUDE_MAX, update)
     ds = xr.Dataset(
         {
-            "gamma": ("kernel", ladders["gamma"], {"units": "1", "long_name": "detailed-balance breaking factor gamma"}),
-            "rate_factor": ("kernel", ladders["rate_factor"], {"units": "1 / Markov time", "long_name": "activity switching rate factor"}),
-            "step": ("kernel", ladders["step"], {"units": "uM", "long_name": "ligand step of the kernel's step response"}),
-            "dissipation": ("kernel", dissipation, {"units": "kT / Markov time", "long_name": "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)"}),
-            "kernel_area": ("kernel", area, {"units": "1 / time", "long_name": "kernel area I (first moment -1)"}),
-            "offset": ("kernel", offset, {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"}),
-            "dw": (("kernel", "amplitude"), update, {"units": "1", "long_name": "update per cycle dw / A_max"}),
+            "gamma": (
+                "kernel",
+                ladders["gamma"],
+                {"units": "1", "long_name": "detailed-balance breaking factor gamma"},
+            ),
+            "rate_factor": (
+                "kernel",
+                ladders["rate_factor"],
+                {"units": "1 / Markov time", "long_name": "activity switching rate factor"},
+            ),
+            "step": (
+                "kernel",
+                ladders["step"],
+                {"units": "uM", "long_name": "ligand step of the kernel's step response"},
+            ),
+            "dissipation": (
+                "kernel",
+                dissipation,
+                {
+                    "units": "kT / Markov time",
+                    "long_name": "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)",
+                },
+            ),
+            "kernel_area": (
+                "kernel",
+                area,
+                {"units": "1 / time", "long_name": "kernel area I (first moment -1)"},
+            ),
+            "offset": (
+                "kernel",
+                offset,
+                {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"},
+            ),
+            "dw": (
+                ("kernel", "amplitude"),
+                update,
+                {"units": "1", "long_name": "update per cycle dw / A_max"},
+            ),
         },
         coords={
             "kernel": ("kernel", np.arange(n), {"units": "1", "long_name": "kernel index"}),
-            "amplitude": ("amplitude", sweep, {"units": "current", "long_name": "contrast A = s_clamped - s_free"}),
+            "amplitude": (
+                "amplitude",
+                sweep,
+                {"units": "current", "long_name": "contrast A = s_clamped - s_free"},
+            ),
         },
     )
-    config = {"figure": "fig6b", "n_kernels": n, "seed": seed, "n_grid": n_grid, "tau_fast": TAU_FAST,
-              "tau_slow": TAU_SLOW, "mean_current": MEAN, "amplitude_max": AMPLITUDE_MAX}
+    config = {
+        "figure": "fig6b",
+        "n_kernels": n,
+        "seed": seed,
+        "n_grid": n_grid,
+        "tau_fast": TAU_FAST,
+        "tau_slow": TAU_SLOW,
+        "mean_current": MEAN,
+        "amplitude_max": AMPLITUDE_MAX,
+    }
     return describe(ds, "Fig. 6B: dissipation improves learning (ESA-ladder kernels)", config)
 
 
@@ -138,8 +189,11 @@ def plot(ds: xr.Dataset):
     y = np.log(np.abs(ds.offset / MEAN))
     axis.scatter(ds.dissipation, y, s=5, c=np.log10(ds.gamma), cmap="viridis")
     result = trend(ds)
-    axis.set(xlabel="dissipation sigma (kT / Markov time)", ylabel="ln |offset / mean|",
-             title=f"Spearman rho = {result.statistic:.2f}")
+    axis.set(
+        xlabel="dissipation sigma (kT / Markov time)",
+        ylabel="ln |offset / mean|",
+        title=f"Spearman rho = {result.statistic:.2f}",
+    )
     figure.colorbar(axis.collections[0], label="log10 gamma")
     figure.tight_layout()
     return figure

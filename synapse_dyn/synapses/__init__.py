@@ -49,3 +49,13 @@ __all__ = [
     "sampled_moments",
     "wraps_needed",
 ]
+
+from .markov import (  # noqa: E402
+    AbstractMarkovMemory,
+    MarkovLadder,
+    check_rate_matrix,
+    esa_rate_matrix,
+    stationary_distribution,
+)
+
+__all__ += ["AbstractMarkovMemory", "MarkovLadder", "check_rate_matrix", "esa_rate_matrix", "stationary_distribution"]

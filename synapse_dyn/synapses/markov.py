@@ -86,10 +86,13 @@ def stationary_distribution(matrix: Float[Array, "... n n"]) -> Float[Array, "..
     matrix = jnp.asarray(matrix, dtype=float)
     n = matrix.shape[-1]
     system = matrix.at[..., -1, :].set(1.0)
-    return jnp.linalg.solve(system, jnp.broadcast_to(jnp.eye(n)[-1], matrix.shape[:-1]))
+    rhs = jnp.broadcast_to(jnp.eye(n)[-1], matrix.shape[:-1])
+    return jnp.linalg.solve(system, rhs[..., None])[..., 0]
 
 
-def energy_difference(s: Float[ArrayLike, "..."], m: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+def energy_difference(
+    s: Float[ArrayLike, "..."], m: Float[ArrayLike, "..."]
+) -> Float[Array, "..."]:
     """Delta E(s, m) = 2 (1 - m) + ln[(1 + s/18.2)/(1 + s/3000)] (kT; s in micromolar)."""
     s = jnp.asarray(s, dtype=float)
     return 2.0 * (1.0 - m) + jnp.log((1.0 + s / 18.2) / (1.0 + s / 3000.0))
@@ -118,12 +121,18 @@ def esa_rate_matrix(
     ones = jnp.ones(N_METHYLATION - 1)
     rates = (
         jnp.zeros((2 * N_METHYLATION, 2 * N_METHYLATION))
-        .at[_TOP[:-1], _TOP[1:]].set(ones)
-        .at[_TOP[1:], _TOP[:-1]].set(back)
-        .at[_BOTTOM[1:], _BOTTOM[:-1]].set(ones)
-        .at[_BOTTOM[:-1], _BOTTOM[1:]].set(back)
-        .at[_BOTTOM, _TOP].set(up)
-        .at[_TOP, _BOTTOM].set(down)
+        .at[_TOP[:-1], _TOP[1:]]
+        .set(ones)
+        .at[_TOP[1:], _TOP[:-1]]
+        .set(back)
+        .at[_BOTTOM[1:], _BOTTOM[:-1]]
+        .set(ones)
+        .at[_BOTTOM[:-1], _BOTTOM[1:]]
+        .set(back)
+        .at[_BOTTOM, _TOP]
+        .set(up)
+        .at[_TOP, _BOTTOM]
+        .set(down)
     )
     return rates - jnp.diag(rates.sum(axis=0))
 
@@ -150,7 +159,9 @@ class AbstractMarkovMemory(AbstractMemory):
         return self.time_scale * matrix(jnp.asarray(s, dtype=float))
 
     def vector_field(self, z, s):
-        return jnp.einsum("...ij,...j->...i", self.rate_matrix(jnp.broadcast_to(s, z.shape[:-1])), z)
+        return jnp.einsum(
+            "...ij,...j->...i", self.rate_matrix(jnp.broadcast_to(s, z.shape[:-1])), z
+        )
 
     def output(self, z, s):
         adapted = stationary_distribution(self.rate_matrix(self.reference)) @ self.observable
@@ -160,7 +171,10 @@ class AbstractMarkovMemory(AbstractMemory):
         return stationary_distribution(self.rate_matrix(s))
 
     def step_response(
-        self, step: Float[ArrayLike, ""], base: Float[ArrayLike, ""] = 0.0, window: float = 1.0,
+        self,
+        step: Float[ArrayLike, ""],
+        base: Float[ArrayLike, ""] = 0.0,
+        window: float = 1.0,
         n_samples: int = 10_001,
     ) -> tuple[Float[Array, " t"], Float[Array, " t"]]:
         """(t, u(t)): the output on t = 0..window (simulation time, n_samples points) after the
@@ -177,8 +191,11 @@ class AbstractMarkovMemory(AbstractMemory):
         return dt * jnp.arange(n_samples), self.output(occupations, base + step)
 
     def kernel(
-        self, step: Float[ArrayLike, ""] = 200.0, base: Float[ArrayLike, ""] = 0.0,
-        window: float = 1.0, n_samples: int = 10_001,
+        self,
+        step: Float[ArrayLike, ""] = 200.0,
+        base: Float[ArrayLike, ""] = 0.0,
+        window: float = 1.0,
+        n_samples: int = 10_001,
     ) -> SampledKernel:
         """The recipe's kernel (tcl_model.md Sec. 2.7): the central-difference derivative of
         the step response u(t), normalised to first moment -1 (K <- -K / m1, trapezoid
