@@ -22,7 +22,20 @@ def resistor():
     return net, w, jnp.array([1.0, -0.6]), jnp.array([0.25, 0.1])
 
 
-SUBSTRATES = {"resistor": resistor}
+def diode():
+    net = nw.DiodeNetwork((3, 6, 4, 2), input_gain=2.0, free_sweeps=300, nudged_sweeps=300)
+    w = net.init(jax.random.key(0))
+    keys = jax.random.split(jax.random.key(1), 3)
+    w["biases"] = tuple(0.3 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"]))
+    return net, w, jnp.array([0.5, -0.3, 0.8]), jnp.array([0.3, 0.1])
+
+
+def hopfield():
+    net = nw.HopfieldNetwork((3, 6, 4, 2), free_sweeps=300, nudged_sweeps=300, gain=1.0)
+    return net, net.init(jax.random.key(0)), jnp.array([0.5, -0.3, 0.8]), jnp.array([0.3, 0.1])
+
+
+SUBSTRATES = {"resistor": resistor, "diode": diode, "hopfield": hopfield}
 
 
 @pytest.fixture(scope="module", params=list(SUBSTRATES))

@@ -2,10 +2,10 @@
 regimes: no update (A < A_min), contrastive update dw ~ A, and cancellation (A > A_max).
 E. coli kernel (I = 0, B = 20), theta_g = 100/tau_slow so that A_max = 100."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.response import REGIMES, response_curves
+from analysis.plots import response_panels
+from analysis.response import response_curves
 from synapse_dyn.io import describe
 from synapse_dyn.synapses import DeadZone
 
@@ -32,19 +32,4 @@ def compute(quick: bool = False, progress: bool = True):
 
 
 def plot(ds):
-    figure, axes = plt.subplots(1, ds.sizes["protocol"], figsize=(9, 3), sharey=True)
-    colours = {"no_update": "0.85", "contrastive": "#cfe8cf", "cancellation": "#f3d0d0"}
-    for index, axis in enumerate(np.atleast_1d(axes)):
-        curve = ds.isel(protocol=index)
-        amplitude = curve.amplitude.values
-        for code, name in enumerate(REGIMES):
-            inside = curve.regime.values == code
-            if inside.any():
-                axis.axvspan(amplitude[inside].min(), amplitude[inside].max(), color=colours[name], label=name.replace("_", " "))
-        axis.plot(amplitude, curve.dw, "k", lw=1.2)
-        axis.plot(amplitude, amplitude, "b:", lw=1, label="dw = A")
-        axis.set(title=f"tau_s/tau_f = {float(curve.tau_slow / curve.tau_fast):g}", xlabel="contrast A")
-    np.atleast_1d(axes)[0].set_ylabel("update per cycle dw")
-    np.atleast_1d(axes)[0].legend(fontsize=7, frameon=False, loc="upper left")
-    figure.tight_layout()
-    return figure
+    return response_panels(ds)

@@ -2,18 +2,26 @@
 inputs), local synaptic current dE/dw, equilibrium under a soft nudge or a clamp, a
 relaxation vector field and projection of parameters onto their physical range.
 
-Substrates: ``ResistorNetwork`` (linear resistor / flow networks on any graph)."""
+Substrates: ``ResistorNetwork`` (linear resistor / flow networks on any graph),
+``DiodeNetwork`` (deep resistive networks with ideal diodes, exact block coordinate descent),
+``HopfieldNetwork`` (layered Hopfield network of EP)."""
 
 from ._base import AbstractCost, AbstractNetwork, Clamp, CrossEntropy, MSE, SoftNudge
+from .diode import DiodeNetwork
 from .graphs import Graph, from_networkx, lattice, layered_graph, random_graph
+from .hopfield import HopfieldNetwork
+from .layered import AbstractLayeredNetwork
 from .resistor import ResistorNetwork
 
 __all__ = [
     "AbstractCost",
+    "AbstractLayeredNetwork",
     "AbstractNetwork",
     "Clamp",
     "CrossEntropy",
+    "DiodeNetwork",
     "Graph",
+    "HopfieldNetwork",
     "MSE",
     "ResistorNetwork",
     "SoftNudge",

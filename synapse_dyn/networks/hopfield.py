@@ -1,0 +1,120 @@
+"""The layered Hopfield network of equilibrium propagation (Scellier and Bengio).
+
+Layers s_0 = inputs (clamped), s_1 .. s_L free, hidden units in [0, 1] (the hard-sigmoid
+rho(s) = clip(s, 0, 1) is the identity on the feasible set), output bounds configurable
+(linear by default). Parameters: weights W_k of shape (n_{k+1}, n_k) and biases b_k of the
+free layers. Energy
+    E = sum_{k>=1} 1/2 |s_k|^2 - sum_k s_{k+1}^T W_k s_k - sum_{k>=1} b_k^T s_k,
+local currents dE/dW_k = -s_{k+1} s_k^T, dE/db_k = -s_k. Free layer k has curvature 1 and
+drive W_{k-1} s_{k-1} + W_k^T s_{k+1} + b_k, so s_k <- clip(drive, lo, hi) is exact.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from synapse_dyn._checks import require_finite
+
+from .layered import AbstractLayeredNetwork
+
+
+class HopfieldNetwork(AbstractLayeredNetwork):
+    """Layered Hopfield network with sizes (n_in, hidden..., n_out)."""
+
+    sizes: tuple[int, ...] = eqx.field(static=True)
+    free_sweeps: int = eqx.field(static=True)
+    nudged_sweeps: int = eqx.field(static=True)
+    output_bounds: tuple[float, float] = eqx.field(static=True)
+    gain: float = eqx.field(static=True)
+    relaxation_time: float = eqx.field(static=True)
+    n_inputs: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes,
+        free_sweeps: int = 20,
+        nudged_sweeps: int = 4,
+        output_bounds: tuple[float, float] = (-np.inf, np.inf),
+        gain: float = 0.5,
+        relaxation_time: float = 1.0,
+    ):
+        sizes = tuple(int(n) for n in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}.")
+        if free_sweeps < 1 or nudged_sweeps < 1:
+            raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
+        if not output_bounds[0] < output_bounds[1]:
+            raise ValueError(f"output_bounds must be (low, high) with low < high, got {output_bounds}.")
+        self.sizes = sizes
+        self.free_sweeps = int(free_sweeps)
+        self.nudged_sweeps = int(nudged_sweeps)
+        self.output_bounds = (float(output_bounds[0]), float(output_bounds[1]))
+        self.gain = float(gain)
+        self.relaxation_time = float(relaxation_time)
+        self.n_inputs = sizes[0]
+
+    def layer_bounds(self):
+        hidden = [(jnp.zeros(n), jnp.ones(n)) for n in self.sizes[1:-1]]
+        lo, hi = self.output_bounds
+        n = self.sizes[-1]
+        return (*hidden, (jnp.full(n, lo), jnp.full(n, hi)))
+
+    def layer_coefficients(self, k, layers, w, inputs):
+        weights, biases = w["weights"], w["biases"]
+        below = inputs if k == 0 else layers[k - 1]
+        drive = weights[k] @ below + biases[k]
+        if k + 1 < len(layers):
+            drive = drive + weights[k + 1].T @ layers[k + 1]
+        return jnp.ones_like(drive), drive
+
+    def energy(self, x, w, inputs):
+        """E = 1/2 sum |s_k|^2 - sum s_{k+1}^T W_k s_k - sum b_k^T s_k."""
+        below = (inputs, *x[:-1])
+        quadratic = sum(0.5 * jnp.sum(s**2) for s in x)
+        coupling = sum(up @ W @ low for up, W, low in zip(x, w["weights"], below, strict=True))
+        bias = sum(b @ s for b, s in zip(w["biases"], x, strict=True))
+        return quadratic - coupling - bias
+
+    def synaptic_current(self, x, w, inputs):
+        """dE/dW_k = -s_{k+1} s_k^T, dE/db_k = -s_k."""
+        below = (inputs, *x[:-1])
+        return {
+            "weights": tuple(-jnp.outer(up, low) for up, low in zip(x, below, strict=True)),
+            "biases": tuple(-s for s in x),
+        }
+
+    def project(self, w):
+        """Weights and biases are unconstrained."""
+        return w
+
+    def init(self, key):
+        """W_k ~ U(+-gain / sqrt(n_k)), b_k ~ U(+-gain / sqrt(n_k))."""
+        keys = jax.random.split(key, 2 * (len(self.sizes) - 1))
+        weights, biases = [], []
+        for k, (low, up) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            scale = self.gain / np.sqrt(low)
+            weights.append(jax.random.uniform(keys[2 * k], (up, low), minval=-scale, maxval=scale))
+            biases.append(jax.random.uniform(keys[2 * k + 1], (up,), minval=-scale, maxval=scale))
+        return {"weights": tuple(weights), "biases": tuple(biases)}
+
+    def check_parameters(self, w):
+        check_layered_parameters(self.sizes, w)
+        for k, W in enumerate(w["weights"]):
+            require_finite(f"weights[{k}]", W)
+
+
+def check_layered_parameters(sizes, w) -> None:
+    """Shapes of {"weights": (n_{k+1}, n_k) per layer pair, "biases": (n_k,) per free layer}."""
+    if not isinstance(w, dict) or set(w) != {"weights", "biases"}:
+        raise ValueError('parameters must be a dict {"weights": (...), "biases": (...)}; use network.init(key).')
+    expected_w = [(up, low) for low, up in zip(sizes[:-1], sizes[1:], strict=True)]
+    got_w = [tuple(np.shape(W)) for W in w["weights"]]
+    got_b = [tuple(np.shape(b)) for b in w["biases"]]
+    if got_w != expected_w or got_b != [(n,) for n in sizes[1:]]:
+        raise ValueError(
+            f"parameter shapes do not match the layer sizes {sizes}: weights need {expected_w}, got "
+            f"{got_w}; biases need {[(n,) for n in sizes[1:]]}, got {got_b}."
+        )
+    for k, b in enumerate(w["biases"]):
+        require_finite(f"biases[{k}]", b)

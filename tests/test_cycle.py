@@ -1,0 +1,105 @@
+"""The per-cycle update: reference values of the paper's synapse analysis, and the exact fast
+path against the diffrax solution of the memory ODE."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import protocols as P
+from synapse_dyn.synapses import (
+    Cubic,
+    DeadZone,
+    EColiCascade,
+    EColiKernel,
+    Identity,
+    IntegralFeedback,
+    Synapse,
+    cycle_update,
+    cycle_update_ode,
+    occupation_sum,
+    periodic_response,
+)
+
+KERNEL = EColiKernel(area=0.0, rate=20.0)
+SHAPE = P.Sawtooth(1.0, 9.0, free=-0.5, clamped=0.5)
+
+
+def test_reference_response_curve():
+    # tcl_model.md Sec. 2.4 / issue 2: tau_f = 1, tau_s = 9, theta = 100/9, I = 0, mean 0
+    amplitudes = jnp.array([5.0, 10.0, 20.0, 50.0, 100.0, 120.0])
+    ratio = cycle_update(KERNEL, DeadZone(100 / 9), SHAPE, amplitudes) / amplitudes
+    np.testing.assert_allclose(ratio[:2], 0.0, atol=1e-12)
+    np.testing.assert_allclose(ratio[2:5], [0.906, 0.955, 0.963], rtol=1e-2)
+    assert 0 <= ratio[5] < 0.01
+
+
+@pytest.mark.parametrize("ratio, expected", [(1, 0.263), (2, 0.497), (4, 0.812), (10, 0.997)])
+def test_peak_of_u_over_fast_slope(ratio, expected):
+    tau_fast = ratio * 0.05
+    _, v = periodic_response(KERNEL, P.Sawtooth(tau_fast, 1000 * tau_fast, -0.5, 0.5), 2**16)
+    np.testing.assert_allclose(float(v.max()) * tau_fast, expected, rtol=1e-2)
+
+
+def test_slow_ramp_is_reproduced_exactly():
+    _, v = periodic_response(KERNEL, SHAPE)
+    np.testing.assert_allclose(float(v.min()), -1 / 9, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "memory, kernel, g, amplitude, mean",
+    [
+        (EColiCascade(0.05), KERNEL, DeadZone(100 / 9), 20.0, 0.0),
+        (EColiCascade(0.05), KERNEL, DeadZone(100 / 9), 50.0, 0.0),
+        (EColiCascade(0.05, area=0.05), EColiKernel(0.05, 20.0), DeadZone(100 / 9), 40.0, 25.0),
+        (EColiCascade(0.05), KERNEL, Cubic(10.0), 30.0, 0.0),
+        (IntegralFeedback(0.05, leak_time=5.0), None, DeadZone(0.5), 20.0, 5.0),
+    ],
+)
+def test_fast_path_agrees_with_the_memory_ode(memory, kernel, g, amplitude, mean):
+    kernel = memory.kernel() if kernel is None else kernel
+    fast = cycle_update(kernel, g, SHAPE, jnp.array([amplitude]), mean)[0]
+    signal = P.Sawtooth(1.0, 9.0, free=mean - amplitude / 2, clamped=mean + amplitude / 2)
+    ode = cycle_update_ode(Synapse(memory, g, learning_rate=0.5), signal)
+    assert abs(fast) > 1.0
+    np.testing.assert_allclose(fast, ode, rtol=1e-3)
+
+
+def test_reversed_sawtooth_reverses_the_update_and_identity_gives_none():
+    amplitudes = jnp.array([20.0, 50.0])
+    forward = cycle_update(KERNEL, DeadZone(100 / 9), SHAPE, amplitudes)
+    backward = cycle_update(KERNEL, DeadZone(100 / 9), P.Sawtooth(1.0, 9.0, -0.5, 0.5, reverse=True), amplitudes)
+    np.testing.assert_allclose(backward, -forward, rtol=1e-6)
+    linear = cycle_update(KERNEL, Identity(), SHAPE, amplitudes)
+    np.testing.assert_allclose(linear, 0.0, atol=1e-9 * float(amplitudes.max()))
+
+
+def test_leaky_memory_offsets_the_update_by_area_times_mean_times_period():
+    # g = identity: Delta = integral u dt = I * mean * T exactly (the derivative part integrates to 0)
+    kernel = EColiKernel(area=0.05, rate=20.0)
+    update = cycle_update(kernel, Identity(), SHAPE, jnp.array([30.0]), mean=25.0)
+    np.testing.assert_allclose(update, 0.05 * 25.0 * 10.0, rtol=1e-9)
+
+
+def test_occupation_sum_equals_the_direct_sum():
+    rng = np.random.default_rng(0)
+    v = jnp.sort(jnp.asarray(rng.normal(size=500)))
+    amplitudes = jnp.array([0.0, 0.3, 1.0, 7.0])
+    for g in (DeadZone(0.8), Cubic(2.0), Identity()):
+        direct = jnp.stack([jnp.sum(g(0.2 + a * v)) for a in amplitudes])
+        np.testing.assert_allclose(occupation_sum(g, v, 0.2, amplitudes), direct, rtol=1e-10, atol=1e-10)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="amplitudes must be >= 0"):
+        cycle_update(KERNEL, DeadZone(1.0), SHAPE, jnp.array([-1.0]))
+    with pytest.raises(ValueError, match="amplitudes is empty"):
+        cycle_update(KERNEL, DeadZone(1.0), SHAPE, jnp.array([]))
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        DeadZone(-1.0)
+    with pytest.raises(ValueError, match="periodic"):
+        cycle_update(KERNEL, DeadZone(1.0), P.Constant(1.0), jnp.array([1.0]))
+
+
+def test_short_fast_ramp_warns_with_the_ratio():
+    with pytest.warns(UserWarning, match="2 kernel times"):
+        cycle_update(KERNEL, DeadZone(1.0), P.Sawtooth(0.1, 9.0, -0.5, 0.5), jnp.array([1.0]))
