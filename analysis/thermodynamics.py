@@ -6,10 +6,25 @@ the simulation's time unit (rate matrices in their own time unit; see docs/therm
 for every sign convention). Heat is counted positive when it flows INTO the environment.
 """
 
-import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from collections.abc import Callable
 
-from synapse_dyn.synapses.markov import check_rate_matrix, stationary_distribution
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from protocols import AbstractProtocol
+from synapse_dyn._checks import require_finite, require_positive
+from synapse_dyn.io import describe
+from synapse_dyn.noise import Thermal, langevin
+from synapse_dyn.synapses.markov import (
+    AbstractMarkovMemory,
+    check_rate_matrix,
+    stationary_distribution,
+)
+from synapse_dyn.synapses.memory import Synapse
 
 
 def entropy_production_rate(
@@ -42,3 +57,405 @@ def _schnakenberg(matrix, p):
     one_way = off & ((flux > 0) != (flux.T > 0))
     terms = jnp.where(both, (flux - flux.T) * log_ratio, jnp.where(one_way, jnp.inf, 0.0))
     return 0.5 * jnp.sum(terms)
+
+
+def medium_entropy_rate(
+    matrix: Float[ArrayLike, "... n n"], occupation: Float[ArrayLike, "... n"]
+) -> Float[Array, "..."]:
+    """Entropy flow into the medium (heat / kT per unit time),
+    sum_{i != j} J_ij ln(M[i, j] / M[j, i]); equals the total rate in steady state."""
+    return jnp.vectorize(_medium, signature="(n,n),(n)->()")(
+        jnp.asarray(matrix, float), jnp.asarray(occupation, float)
+    )
+
+
+def _medium(matrix, p):
+    off = ~jnp.eye(matrix.shape[0], dtype=bool)
+    both = off & (matrix > 0) & (matrix.T > 0)
+    ratio = jnp.log(jnp.where(both, matrix, 1.0)) - jnp.log(jnp.where(both, matrix.T, 1.0))
+    return jnp.sum(jnp.where(both, matrix * p[None, :] * ratio, 0.0))
+
+
+def shannon_entropy(occupation: Float[ArrayLike, "... n"]) -> Float[Array, "..."]:
+    """S = -sum_i p_i ln p_i (k_B), the system entropy of a distribution."""
+    p = jnp.asarray(occupation, float)
+    return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
+
+
+def steady_dissipation(
+    memory: AbstractMarkovMemory, currents: Float[ArrayLike, " s"]
+) -> xr.Dataset:
+    """Steady-state entropy production rate sigma(s) of a Markov synapse held at constant
+    currents s, in kT per simulation time unit (time_scale x the rate in Markov units)."""
+    currents = np.atleast_1d(np.asarray(currents, dtype=float))
+    require_finite("currents", currents)
+    sigma = np.asarray(entropy_production_rate(memory.rate_matrix(currents)))
+    ds = xr.Dataset(
+        {
+            "dissipation": (
+                "current",
+                sigma,
+                {"units": "kT / time", "long_name": "steady-state entropy production rate"},
+            )
+        },
+        coords={
+            "current": (
+                "current",
+                currents,
+                {"units": "current", "long_name": "synaptic current s"},
+            )
+        },
+    )
+    return describe(ds, "Steady dissipation of a Markov synapse", {"memory": repr(memory)})
+
+
+def protocol_dissipation(
+    memory: AbstractMarkovMemory,
+    protocol: AbstractProtocol,
+    *,
+    t1: float,
+    t0: float = 0.0,
+    n_save: int = 201,
+    occupation: Float[ArrayLike, " n"] | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-11,
+) -> xr.Dataset:
+    """Entropy production of a Markov synapse driven by s(t) = protocol(t) (diffrax, implicit
+    Kvaerno5, the protocol's corners declared): the master equation dp/dt = M(s(t)) p with
+    the cumulative total entropy production int sigma dt and entropy flow into the medium
+    int sigma_m dt integrated alongside, starting from ``occupation`` (default: the steady
+    state at s(t0)). Identity: total = Delta S_system + medium."""
+    if not float(t1) > float(t0):
+        raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")
+    p0 = memory.steady_state(protocol(t0)) if occupation is None else jnp.asarray(occupation, float)
+    require_finite("occupation", p0)
+
+    def field(t, state, args):
+        p, _, _ = state
+        matrix = memory.rate_matrix(protocol(t))
+        return matrix @ p, _schnakenberg(matrix, p), _medium(matrix, p)
+
+    ts = jnp.linspace(t0, t1, n_save)
+    corners = protocol.breakpoints(float(t0), float(t1))
+    controller = diffrax.ClipStepSizeController(
+        diffrax.PIDController(rtol=rtol, atol=atol),
+        step_ts=jnp.asarray(corners) if len(corners) else None,
+    )
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        diffrax.Kvaerno5(),
+        t0,
+        t1,
+        None,
+        (p0, jnp.zeros(()), jnp.zeros(())),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=1_000_000,
+    )
+    p, total, medium = (np.asarray(y) for y in solution.ys)
+    matrices = memory.rate_matrix(jax.vmap(protocol)(ts))
+    variables = {
+        "entropy_production_rate": (
+            entropy_production_rate(matrices, p),
+            "kT / time",
+            "total entropy production rate sigma(t)",
+        ),
+        "medium_entropy_rate": (
+            medium_entropy_rate(matrices, p),
+            "kT / time",
+            "entropy flow into the medium (heat rate / kT)",
+        ),
+        "system_entropy": (shannon_entropy(p), "k_B", "system (Shannon) entropy -sum p ln p"),
+        "entropy_production": (total, "kT", "cumulative total entropy production"),
+        "medium_entropy": (medium, "kT", "cumulative heat into the medium / kT"),
+        "current": (np.asarray(jax.vmap(protocol)(ts)), "current", "synaptic current s(t)"),
+        "output": (np.asarray(memory.output(jnp.asarray(p), 0.0)), "1", "memory output u(t)"),
+    }
+    ds = xr.Dataset(
+        {
+            name: ("time", np.asarray(value), {"units": units, "long_name": long_name})
+            for name, (value, units, long_name) in variables.items()
+        },
+        coords={"time": ("time", np.asarray(ts), {"units": "time", "long_name": "time"})},
+    )
+    config = {"memory": repr(memory), "protocol": repr(protocol), "t0": t0, "t1": t1}
+    return describe(ds, "Entropy production of a Markov synapse along a protocol", config)
+
+
+def incidence_matrix(edges: Int[ArrayLike, "e 2"], n_nodes: int) -> Float[Array, "e n"]:
+    """B with B[e, i] = +1, B[e, j] = -1 for edge e = (i, j): dv = B v is the edge voltage."""
+    edges = np.asarray(edges)
+    if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
+        raise ValueError(
+            f"edges must be an integer array of shape (E, 2), got {edges.dtype} {edges.shape}."
+        )
+    if edges.size and (edges.min() < 0 or edges.max() >= n_nodes):
+        raise ValueError(
+            f"edges name nodes outside 0..{n_nodes - 1} (got {edges.min()}..{edges.max()})."
+        )
+    rows = np.arange(edges.shape[0])
+    return (
+        jnp.zeros((edges.shape[0], n_nodes))
+        .at[rows, edges[:, 0]]
+        .add(1.0)
+        .at[rows, edges[:, 1]]
+        .add(-1.0)
+    )
+
+
+def joule_power(
+    incidence: Float[ArrayLike, "e n"],
+    conductances: Float[ArrayLike, "... e"],
+    potentials: Float[ArrayLike, "... n"],
+) -> Float[Array, "..."]:
+    """Joule dissipation rate P = sum_e g_e (dv_e)^2, dv = B v (energy per time)."""
+    require_positive("conductances", conductances, allow_zero=True)
+    drop = jnp.asarray(potentials, float) @ jnp.asarray(incidence, float).T
+    return jnp.sum(jnp.asarray(conductances, float) * drop**2, axis=-1)
+
+
+def source_power(
+    currents: Float[ArrayLike, "... n"], potentials: Float[ArrayLike, "... n"]
+) -> Float[Array, "..."]:
+    """Power delivered by current sources, P = sum_i I_i v_i (I_i injected into node i)."""
+    return jnp.sum(jnp.asarray(currents, float) * jnp.asarray(potentials, float), axis=-1)
+
+
+def joule_heat(
+    times: Float[ArrayLike, " t"],
+    incidence: Float[ArrayLike, "e n"],
+    conductances: Float[ArrayLike, "*t e"],
+    potentials: Float[ArrayLike, "t n"],
+    *,
+    period: float | None = None,
+    clamped: Bool[ArrayLike, " t"] | None = None,
+) -> xr.Dataset:
+    """Joule heat of a resistor network along a recorded protocol: power P(t), cumulative
+    heat int P dt (trapezoid rule), and with ``period`` the heat per cycle; with a boolean
+    ``clamped`` mask (True in the clamped phase) the per-cycle heat split by phase."""
+    times = np.asarray(times, float)
+    if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
+        raise ValueError("times must be a strictly increasing 1-D array of at least two times.")
+    power = np.asarray(joule_power(incidence, conductances, potentials))
+    steps = np.diff(times)
+    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * steps * (power[1:] + power[:-1]))])
+    data = {
+        "power": (
+            "time",
+            power,
+            {"units": "energy / time", "long_name": "Joule dissipation rate sum g dv^2"},
+        ),
+        "heat": ("time", cumulative, {"units": "energy", "long_name": "cumulative Joule heat"}),
+    }
+    coords = {"time": ("time", times, {"units": "time", "long_name": "time"})}
+    if period is not None:
+        require_positive("period", period)
+        n_cycles = int(np.floor((times[-1] - times[0]) / period + 1e-9))
+        bounds = times[0] + period * np.arange(n_cycles + 1)
+        data["heat_per_cycle"] = (
+            "cycle",
+            np.diff(np.interp(bounds, times, cumulative)),
+            {"units": "energy", "long_name": "Joule heat per protocol cycle"},
+        )
+        coords["cycle"] = ("cycle", np.arange(n_cycles), {"units": "1", "long_name": "cycle index"})
+        if clamped is not None:
+            mask = np.asarray(clamped, bool)
+            per_phase = []
+            for phase_mask in (~mask, mask):
+                phase_power = np.where(phase_mask, power, 0.0)
+                phase_heat = np.concatenate(
+                    [[0.0], np.cumsum(0.5 * steps * (phase_power[1:] + phase_power[:-1]))]
+                )
+                per_phase.append(np.diff(np.interp(bounds, times, phase_heat)))
+            data["heat_by_phase"] = (
+                ("cycle", "phase"),
+                np.stack(per_phase, axis=1),
+                {
+                    "units": "energy",
+                    "long_name": "Joule heat per cycle in the free and clamped phases",
+                },
+            )
+            coords["phase"] = (
+                "phase",
+                np.array(["free", "clamped"]),
+                {"units": "1", "long_name": "protocol phase"},
+            )
+    ds = xr.Dataset(data, coords=coords)
+    return describe(ds, "Joule dissipation of a resistor network", {"period": period})
+
+
+def sekimoto_heat(
+    times: Float[ArrayLike, " t"],
+    positions: Float[ArrayLike, "t ..."],
+    force: Callable,
+    args=None,
+) -> Float[Array, " t"]:
+    """Cumulative Sekimoto heat of a recorded trajectory, Q(t_k) = sum_{j<k} F(x_mid, t_mid) .
+    (x_{j+1} - x_j) with midpoints (the Stratonovich integral of F o dx): the energy the force
+    dissipates into the bath. Post-hoc estimator, converging as the recording step -> 0."""
+    times = jnp.asarray(times, float)
+    x = jnp.asarray(positions, float)
+    middle, t_middle = 0.5 * (x[1:] + x[:-1]), 0.5 * (times[1:] + times[:-1])
+    work = jax.vmap(lambda t, xm, dx: jnp.sum(force(t, xm, args) * dx))(
+        t_middle, middle, x[1:] - x[:-1]
+    )
+    return jnp.concatenate([jnp.zeros(1), jnp.cumsum(work)])
+
+
+def total_entropy_production(
+    heat: Float[ArrayLike, "..."],
+    temperature: Float[ArrayLike, ""],
+    log_density_initial: Float[ArrayLike, "..."],
+    log_density_final: Float[ArrayLike, "..."],
+) -> Float[Array, "..."]:
+    """Total (stochastic) entropy production of a trajectory, in k_B:
+    Delta s_tot = Q / kT + ln p(x_0, t_0) - ln p(x_t, t) (medium plus system entropy)."""
+    require_positive("temperature", temperature)
+    return (
+        jnp.asarray(heat) / temperature
+        + jnp.asarray(log_density_initial)
+        - jnp.asarray(log_density_final)
+    )
+
+
+def mean_with_error(samples: Float[ArrayLike, "n ..."]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard error) over the first axis."""
+    samples = np.asarray(samples, float)
+    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(samples.shape[0])
+
+
+def landauer_cost(
+    dissipation: Float[ArrayLike, "..."],
+    period: float,
+    offset: Float[ArrayLike, "..."],
+    time_scale: float = 1.0,
+) -> xr.Dataset:
+    """The Landauer-like cost of a weight update: energy dissipated per cycle per synapse,
+    E = sigma T time_scale (kT; sigma per Markov time, T in simulation time), against the
+    precision of the update, bits = -log2 |offset| (offset relative to A_max), with the
+    reference kT ln 2 per bit of precision."""
+    dissipation = np.asarray(dissipation, float)
+    require_positive("dissipation", dissipation, allow_zero=True)
+    require_positive("period", period)
+    require_positive("time_scale", time_scale)
+    energy = dissipation * period * time_scale
+    bits = -np.log2(np.abs(np.asarray(offset, float)))
+    dims = ("synapse",) * energy.ndim
+    ds = xr.Dataset(
+        {
+            "energy_per_update": (
+                dims,
+                energy,
+                {"units": "kT", "long_name": "energy dissipated per cycle per synapse"},
+            ),
+            "precision_bits": (
+                dims,
+                bits,
+                {"units": "bit", "long_name": "update precision -log2|offset / A_max|"},
+            ),
+            "landauer_bound": (
+                dims,
+                bits * np.log(2.0),
+                {"units": "kT", "long_name": "kT ln 2 per bit of precision"},
+            ),
+        }
+    )
+    return describe(
+        ds, "Landauer-like cost of a weight update", {"period": period, "time_scale": time_scale}
+    )
+
+
+def learning_vs_temperature(
+    synapse: Synapse,
+    signal: AbstractProtocol,
+    temperatures: Float[ArrayLike, " k"],
+    *,
+    dt: float,
+    n_samples: int = 32,
+    cycles: int = 2,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Learning quality against temperature: the synapse's memory z gets thermal noise
+    (mobility 1, amplitude sqrt(2 kT)), dz = f(z, s) dt + sqrt(2 kT) dW, the weight moves
+    deterministically, dw = -alpha g(u) dt; the update of the last of ``cycles`` periods,
+    dw = -(w(end) - w(end - T)) / alpha, over ``n_samples`` seeded noise paths per temperature,
+    its mean, spread and rms error against the noise-free run (same solver)."""
+    temperatures = np.atleast_1d(np.asarray(temperatures, float))
+    Thermal(temperatures)  # validates
+    if not isinstance(cycles, int) or cycles < 1:
+        raise ValueError(f"cycles must be a positive integer, got {cycles!r}.")
+    period = float(signal.period)
+    t1 = cycles * period
+    memory, g, rate = synapse.memory, synapse.nonlinearity, synapse.learning_rate
+    z0 = memory.steady_state(signal(0.0))
+    n = z0.shape[-1]
+
+    def force(t, x, args):
+        s = signal(t)
+        return jnp.concatenate(
+            [memory.vector_field(x[:n], s), (-rate * g(memory.output(x[:n], s)))[None]]
+        )
+
+    def update(temperature, sample):
+        noise = Thermal(jnp.concatenate([jnp.full(n, temperature), jnp.zeros(1)]))
+        x0 = jnp.concatenate([z0, jnp.zeros(1)])
+        ys = langevin(
+            force, x0, noise, t1=t1, dt=dt, seed=sample, saveat=jnp.array([t1 - period, t1])
+        ).ys[0]
+        return -(ys[1, n] - ys[0, n]) / rate
+
+    grid = jax.jit(jax.vmap(jax.vmap(update, (None, 0)), (0, None)))
+    updates = np.asarray(grid(jnp.asarray(temperatures), seed + jnp.arange(n_samples)))
+    reference = float(jax.jit(update)(0.0, seed))
+    mean, error = mean_with_error(updates.T)
+    unit = {"units": "current x time"}
+    ds = xr.Dataset(
+        {
+            "dw": (
+                ("temperature", "sample"),
+                updates,
+                {**unit, "long_name": "update of the last cycle (the weight moves by -alpha dw)"},
+            ),
+            "dw_mean": ("temperature", mean, {**unit, "long_name": "mean update"}),
+            "dw_standard_error": (
+                "temperature",
+                error,
+                {**unit, "long_name": "standard error of the mean update"},
+            ),
+            "dw_spread": (
+                "temperature",
+                updates.std(axis=1, ddof=1),
+                {**unit, "long_name": "standard deviation of the update"},
+            ),
+            "rms_error": (
+                "temperature",
+                np.sqrt(np.mean((updates - reference) ** 2, axis=1)),
+                {**unit, "long_name": "rms deviation from the noise-free update"},
+            ),
+            "dw_noise_free": (
+                (),
+                reference,
+                {**unit, "long_name": "noise-free update (same solver)"},
+            ),
+        },
+        coords={
+            "temperature": (
+                "temperature",
+                temperatures,
+                {"units": "kT", "long_name": "temperature of the memory's bath"},
+            ),
+            "sample": (
+                "sample",
+                np.arange(n_samples),
+                {"units": "1", "long_name": "noise path (seed offset)"},
+            ),
+        },
+    )
+    config = {
+        "synapse": repr(synapse),
+        "signal": repr(signal),
+        "dt": dt,
+        "cycles": cycles,
+        "seed": seed,
+    }
+    return describe(ds, "Learning quality against temperature", config)

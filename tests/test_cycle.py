@@ -52,7 +52,7 @@ def test_slow_ramp_is_reproduced_exactly():
         (EColiCascade(0.05), KERNEL, DeadZone(100 / 9), 50.0, 0.0),
         (EColiCascade(0.05, area=0.05), EColiKernel(0.05, 20.0), DeadZone(100 / 9), 40.0, 25.0),
         (EColiCascade(0.05), KERNEL, Cubic(10.0), 30.0, 0.0),
-        (IntegralFeedback(0.05, leak_time=5.0), None, DeadZone(0.5), 20.0, 5.0),
+        (IntegralFeedback(0.05, leak_time=5.0), None, DeadZone(0.5), 40.0, 5.0),
     ],
 )
 def test_fast_path_agrees_with_the_memory_ode(memory, kernel, g, amplitude, mean):

@@ -43,45 +43,97 @@ def case(request):
     return SUBSTRATES[request.param]()
 
 
-def loss(net, w, inputs, target, cost=nw.MSE()):
-    return cost(net.output(net.equilibrium(w, inputs)), target)
-
-
-@pytest.fixture(scope="module")
-def exact(case):
-    net, w, inputs, target = case
-    return rules.implicit_gradient(net, w, inputs, target)
-
-
 def flat(tree):
     return ravel_pytree(tree)[0]
 
 
 @eqx.filter_jit
-def ep_estimates(net, w, inputs, target, betas, variant):
-    return jax.vmap(lambda b: rules.EP(b, variant).estimate(net, w, inputs, target, ONE))(betas)
+def estimate(rule, net, w, inputs, target, sign=ONE):
+    return rule.estimate(net, w, inputs, target, sign)
+
+
+def loss(net, w, inputs, target):
+    return nw.MSE()(net.output(net.equilibrium(w, inputs)), target)
+
+
+BETAS = np.geomspace(1e-3, 1e-2, 4)
+FINITE_BETA = 0.3
+BOUND_BETA = 0.2
+ETA = 1e-3
+EPS = 1e-5
+
+
+class LinearCost(nw.AbstractCost):
+    """C = c . o: its implicit gradient is (do/dw)^T c."""
+
+    weights: jax.Array
+    curvature = 0.0
+    quadratic = True
+
+    def __call__(self, o, y):
+        return self.weights @ o
+
+
+def output_stiffness(net, w, inputs, x):
+    """H_oo of the clamped energy: Schur complement of the interior Hessian onto the outputs,
+    by dense linear algebra (independent of the clamped solver)."""
+    flat_x, unravel = ravel_pytree(x)
+    hessian = jax.hessian(lambda fx: net.energy(unravel(fx), w, inputs))(flat_x)
+    is_out = flat(net.clamp(jax.tree.map(jnp.zeros_like, x), jnp.ones(net.n_outputs))) > 0
+    hidden = (flat(net.interior(x)) & ~is_out).astype(float)
+    h_hh = hidden[:, None] * hessian * hidden[None, :] + jnp.diag(1 - hidden)
+    h_oh = (hessian * hidden[None, :])[is_out.nonzero(size=net.n_outputs)[0]]
+    out = is_out.nonzero(size=net.n_outputs)[0]
+    return hessian[jnp.ix_(out, out)] - h_oh @ jnp.linalg.solve(h_hh, h_oh.T)
+
+
+@eqx.filter_jit
+def compute_report(net, w, inputs, target):
+    """Everything the identity tests check, in one compiled program per substrate."""
+    flat_w, unravel = ravel_pytree(w)
+    directions = jax.random.normal(jax.random.key(7), (3, flat_w.size))
+    signs = jnp.array([1.0, -1.0])
+    moved = flat_w[None, None, :] + EPS * signs[None, :, None] * directions[:, None, :]  # (3, 2, n)
+    report = {"exact": flat(rules.implicit_gradient(net, w, inputs, target)), "directions": directions}
+    report["loss_moved"] = jax.vmap(jax.vmap(lambda fw: loss(net, unravel(fw), inputs, target)))(moved)
+    for variant in ("positive", "negative", "centered"):
+        report[f"ep_{variant}"] = jax.vmap(lambda b: flat(rules.EP(b, variant).estimate(net, w, inputs, target, ONE)))(BETAS)
+        report[f"finite_{variant}"] = flat(rules.EP(FINITE_BETA, variant).estimate(net, w, inputs, target, ONE))
+    phi = lambda fw, b: rules.primitive(net, unravel(fw), inputs, target, b)
+    finite_betas = jnp.array([-FINITE_BETA, 0.0, FINITE_BETA])
+    report["phi_moved"] = jax.vmap(jax.vmap(jax.vmap(phi, (None, 0)), (0, None)), (0, None))(moved, finite_betas)
+    report["phi_bounds"] = jax.vmap(lambda b: phi(flat_w, b))(jnp.array([-BOUND_BETA, 0.0, BOUND_BETA]))
+    x_free = net.equilibrium(w, inputs)
+    report["loss"] = loss(net, w, inputs, target)
+    report["free_energy"] = net.energy(x_free, w, inputs)
+    o = net.output(x_free)
+    weighted = output_stiffness(net, w, inputs, x_free) @ (o - target)
+    report["cpl_limit"] = flat(rules.implicit_gradient(net, w, inputs, target, LinearCost(weighted)))
+    report["cpl"] = flat(rules.CpL(ETA, "centered").estimate(net, w, inputs, target, ONE))
+    x_clamped = net.equilibrium(w, inputs, nw.Clamp(target), x_free)
+    report["clamped_output"] = net.output(x_clamped)
+    report["cl_secant"] = flat(net.synaptic_current(x_clamped, w, inputs)) - flat(net.synaptic_current(x_free, w, inputs))
+    report["cl"] = flat(rules.CL().estimate(net, w, inputs, target, ONE))
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(case):
+    return jax.tree.map(np.asarray, compute_report(*case))
 
 
 @pytest.mark.parametrize("variant,slope", [("positive", 1.0), ("negative", 1.0), ("centered", 2.0)])
-def test_ep_converges_to_exact_gradient(case, exact, variant, slope):
-    net, w, inputs, target = case
-    betas = jnp.geomspace(1e-3, 1e-2, 4)
-    estimates = ep_estimates(net, w, inputs, target, betas, variant)
-    errors = jax.vmap(lambda g: jnp.linalg.norm(flat(g) - flat(exact)))(estimates)
-    errors = errors / jnp.linalg.norm(flat(exact))
-    fitted = np.polyfit(np.log(betas), np.log(errors), 1)[0]
+def test_ep_converges_to_exact_gradient(report, variant, slope):
+    exact = report["exact"]
+    errors = np.linalg.norm(report[f"ep_{variant}"] - exact, axis=1) / np.linalg.norm(exact)
+    fitted = np.polyfit(np.log(BETAS), np.log(errors), 1)[0]
     assert abs(fitted - slope) < 0.1, (fitted, errors)
     assert errors[0] < 1e-2
 
 
-def test_exact_gradient_matches_finite_differences(case, exact):
-    net, w, inputs, target = case
-    flat_w, unravel = ravel_pytree(w)
-    directions = jax.random.normal(jax.random.key(7), (3, flat_w.size))
-    eps = 1e-5
-    for d in directions:
-        fd = (loss(net, unravel(flat_w + eps * d), inputs, target) - loss(net, unravel(flat_w - eps * d), inputs, target)) / (2 * eps)
-        np.testing.assert_allclose(flat(exact) @ d, fd, rtol=1e-6, atol=1e-12)
+def test_exact_gradient_matches_finite_differences(report):
+    fd = (report["loss_moved"][:, 0] - report["loss_moved"][:, 1]) / (2 * EPS)
+    np.testing.assert_allclose(report["directions"] @ report["exact"], fd, rtol=1e-6, atol=1e-12)
 
 
 def test_exact_gradient_equals_lineax_adjoint():
@@ -89,81 +141,39 @@ def test_exact_gradient_equals_lineax_adjoint():
     implicit-function-theorem gradient."""
     net, w, inputs, target = resistor()
     np.testing.assert_allclose(
-        jax.grad(loss, argnums=1)(net, w, inputs, target),
+        eqx.filter_jit(jax.grad(loss, argnums=1))(net, w, inputs, target),
         rules.implicit_gradient(net, w, inputs, target),
         rtol=1e-10,
         atol=1e-15,
     )
 
 
-@pytest.mark.parametrize("variant", ["positive", "negative", "centered"])
-def test_ep_is_finite_difference_of_primitive(case, variant):
-    """At finite beta: g_hat(b1, b2) . d = d/dw [Phi(b2) - Phi(b1)] . d / (b2 - b1)."""
-    net, w, inputs, target = case
-    beta = 0.3
-    b1, b2 = {"positive": (0.0, beta), "negative": (-beta, 0.0), "centered": (-beta, beta)}[variant]
-    estimate = flat(rules.EP(beta, variant).estimate(net, w, inputs, target, ONE))
-    flat_w, unravel = ravel_pytree(w)
-    phi = eqx.filter_jit(lambda fw, b: rules.primitive(net, unravel(fw), inputs, target, b))
-    eps = 1e-5
-    for d in jax.random.normal(jax.random.key(11), (3, flat_w.size)):
-        secant = lambda fw: (phi(fw, b2) - phi(fw, b1)) / (b2 - b1)
-        fd = (secant(flat_w + eps * d) - secant(flat_w - eps * d)) / (2 * eps)
-        np.testing.assert_allclose(estimate @ d, fd, rtol=1e-6, atol=1e-10)
+@pytest.mark.parametrize("variant,b1,b2", [("positive", 1, 2), ("negative", 0, 1), ("centered", 0, 2)])
+def test_ep_is_finite_difference_of_primitive(report, variant, b1, b2):
+    """At finite beta: g_hat(b1, b2) . d = d/dw [Phi(b2) - Phi(b1)] . d / (b2 - b1)
+    (indices into (-beta, 0, beta))."""
+    phi = report["phi_moved"]  # (direction, sign, beta)
+    span = FINITE_BETA * (b2 - b1)
+    fd = ((phi[:, 0, b2] - phi[:, 0, b1]) - (phi[:, 1, b2] - phi[:, 1, b1])) / (2 * EPS * span)
+    np.testing.assert_allclose(report["directions"] @ report[f"finite_{variant}"], fd, rtol=1e-6, atol=1e-10)
 
 
-def test_secant_bounds_on_loss(case):
-    net, w, inputs, target = case
-    beta = 0.2
-    phi = {b: rules.primitive(net, w, inputs, target, b) for b in (-beta, 0.0, beta)}
-    value = loss(net, w, inputs, target)
-    assert (phi[beta] - phi[0.0]) / beta <= value <= (phi[0.0] - phi[-beta]) / beta
-    np.testing.assert_allclose(phi[0.0], net.energy(net.equilibrium(w, inputs), w, inputs))
+def test_secant_bounds_on_loss(report):
+    minus, zero, plus = report["phi_bounds"]
+    assert (plus - zero) / BOUND_BETA <= report["loss"] <= (zero - minus) / BOUND_BETA
+    np.testing.assert_allclose(zero, report["free_energy"], rtol=1e-12)
 
 
-def output_stiffness(net, w, inputs):
-    """H_oo = Schur complement of the interior Hessian on the outputs, computed with dense
-    linear algebra (independent of the clamped solver)."""
-    x = net.equilibrium(w, inputs)
-    flat_x, unravel = ravel_pytree(x)
-    hessian = jax.hessian(lambda fx: net.energy(unravel(fx), w, inputs))(flat_x)
-    interior = flat(net.interior(x))
-    is_out = flat(net.clamp(jax.tree.map(jnp.zeros_like, x), jnp.ones(net.n_outputs))) > 0
-    hidden = np.flatnonzero(np.asarray(interior & ~is_out))
-    out = np.flatnonzero(np.asarray(is_out))
-    h_oh = hessian[np.ix_(out, hidden)]
-    return hessian[np.ix_(out, out)] - h_oh @ np.linalg.solve(hessian[np.ix_(hidden, hidden)], h_oh.T)
-
-
-def test_cpl_limit_is_gradient_in_output_stiffness_metric(case):
+def test_cpl_limit_is_gradient_in_output_stiffness_metric(report):
     """eta -> 0: g_CpL = (do/dw)^T H_oo dC/do, the implicit gradient of the linear cost
     c . o with c = H_oo dC/do."""
-    net, w, inputs, target = case
-    stiffness = output_stiffness(net, w, inputs)
-    o = net.output(net.equilibrium(w, inputs))
-    weighted = stiffness @ (o - target)
-
-    class Linear(nw.AbstractCost):
-        curvature = 0.0
-        quadratic = True
-
-        def __call__(self, o, y):
-            return weighted @ o
-
-    expected = flat(rules.implicit_gradient(net, w, inputs, target, Linear()))
-    estimate = flat(rules.CpL(1e-3, "centered").estimate(net, w, inputs, target, ONE))
-    np.testing.assert_allclose(estimate, expected, rtol=1e-5, atol=1e-9 * np.abs(expected).max())
+    expected = report["cpl_limit"]
+    np.testing.assert_allclose(report["cpl"], expected, rtol=1e-5, atol=1e-9 * np.abs(expected).max())
 
 
-def test_cl_is_full_clamp(case):
-    net, w, inputs, target = case
-    x_free = net.equilibrium(w, inputs)
-    x_clamped = net.equilibrium(w, inputs, nw.Clamp(target), x_free)
-    np.testing.assert_allclose(net.output(x_clamped), target, atol=1e-12)
-    secant = jax.tree.map(
-        jnp.subtract, net.synaptic_current(x_clamped, w, inputs), net.synaptic_current(x_free, w, inputs)
-    )
-    np.testing.assert_allclose(flat(rules.CL().estimate(net, w, inputs, target, ONE)), flat(secant), atol=1e-12)
+def test_cl_is_full_clamp(case, report):
+    np.testing.assert_allclose(report["clamped_output"], case[3], atol=1e-12)
+    np.testing.assert_allclose(report["cl"], report["cl_secant"], atol=1e-12)
 
 
 def test_random_sign_and_update_compile_once():
@@ -171,8 +181,8 @@ def test_random_sign_and_update_compile_once():
     batch = (jnp.stack([inputs, 0.5 * inputs]), jnp.stack([target, target]))
     mean = lambda rule, sign: jax.tree.map(
         lambda a, b: (a + b) / 2,
-        rule.estimate(net, w, batch[0][0], batch[1][0], sign),
-        rule.estimate(net, w, batch[0][1], batch[1][1], sign),
+        estimate(rule, net, w, batch[0][0], batch[1][0], sign),
+        estimate(rule, net, w, batch[0][1], batch[1][1], sign),
     )
     plus, minus = mean(rules.EP(0.1, "random"), ONE), mean(rules.EP(0.1, "random"), -ONE)
     # the minus draw is the one-sided estimate from the negative side

@@ -120,6 +120,7 @@ def CL(cost: AbstractCost = MSE()) -> CpL:
     return CpL(1.0, "positive", cost)
 
 
+@eqx.filter_jit
 def primitive(network, w, inputs, target, beta, cost: AbstractCost = MSE(), x0=None):
     """Phi(beta) = min_x E(x) + beta C(o(x), y), evaluated at the nudged equilibrium.
     Its w-gradient is dE/dw(x_beta) (envelope theorem), so

@@ -10,6 +10,7 @@ H lambda = dC/dx_I (one lineax solve),
 a vector-Jacobian product of the energy's x-gradient. Works for every substrate.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -19,6 +20,7 @@ from synapse_dyn.networks._base import AbstractCost, MSE
 from ._base import AbstractRule
 
 
+@eqx.filter_jit
 def implicit_gradient(network, w, inputs, target, cost: AbstractCost = MSE(), solver=None, x0=None):
     """dL/dw at the free equilibrium by the implicit function theorem (see module doc)."""
     x = network.equilibrium(w, inputs, None, x0)

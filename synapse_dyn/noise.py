@@ -1,0 +1,172 @@
+"""Thermal noise: stochastic differential equations solved with diffrax.
+
+A degree of freedom x with mobility mu in contact with a bath at temperature kT obeys the
+overdamped Langevin equation
+
+    dx = mu F(x, t) dt + sqrt(2 mu kT) dW,
+
+whose noise amplitude is fixed by the fluctuation-dissipation relation (the Einstein relation
+D = mu kT), so that with F = -grad U the stationary state is Boltzmann, p ~ exp(-U/kT).
+Brownian paths come from ``diffrax.VirtualBrownianTree`` keyed by an integer seed: the same
+seed gives the same path whatever the step size, so runs are reproducible and comparable.
+
+Units: temperatures are energies kT (k_B = 1), times in the simulation's time unit.
+"""
+
+import abc
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree
+
+from synapse_dyn._checks import concrete, require_finite, require_positive
+
+
+class AbstractNoise(eqx.Module):
+    """A noise source: the amplitude multiplying dW and its Brownian path."""
+
+    @property
+    @abc.abstractmethod
+    def amplitude(self) -> Float[Array, "..."]:
+        """The diffusion amplitude b in dx = ... dt + b dW."""
+
+    def brownian(
+        self, like: PyTree[Array], t0: float, t1: float, seed: Int[ArrayLike, ""], tol: float
+    ) -> diffrax.VirtualBrownianTree:
+        """A Brownian path shaped like ``like`` on [t0, t1], fixed by ``seed`` and resolved to
+        ``tol``: solves with any step size >= tol on the same seed and tol see the same path."""
+        require_positive("tol", tol)
+        shape = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), float), like)
+        return diffrax.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=jax.random.key(seed))
+
+    def term(
+        self, like: PyTree[Array], t0: float, t1: float, seed: Int[ArrayLike, ""], tol: float
+    ) -> "DiagonalNoise":
+        """The diffrax term b dW for a state shaped like ``like``, every leaf with this noise."""
+        amplitude = jax.tree.map(
+            lambda leaf: jnp.broadcast_to(self.amplitude, jnp.shape(leaf)), like
+        )
+        return DiagonalNoise(amplitude, self.brownian(like, t0, t1, seed, tol))
+
+
+class Thermal(AbstractNoise):
+    """Thermal noise at temperature kT (>= 0, in energy units) for degrees of freedom with
+    mobility mu (> 0): amplitude sqrt(2 mu kT). Both may be arrays (one per component)."""
+
+    temperature: Float[ArrayLike, "..."]
+    mobility: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        temperature = concrete(self.temperature)
+        if temperature is not None and (temperature < 0).any():
+            raise ValueError(
+                f"temperature must be >= 0 (an energy kT), got {temperature.min()!r}; pass a "
+                "non-negative temperature (0 switches the noise off)."
+            )
+        require_finite("temperature", self.temperature)
+        require_positive("mobility", self.mobility)
+
+    @property
+    def amplitude(self):
+        return jnp.sqrt(
+            2.0 * jnp.asarray(self.mobility, float) * jnp.asarray(self.temperature, float)
+        )
+
+
+class DiagonalNoise(diffrax.AbstractTerm):
+    """The diffrax term b * dW with a fixed amplitude b per state component (a pytree like the
+    state; scalar leaves broadcast, 0 leaves a component deterministic)."""
+
+    amplitude: PyTree[Array]
+    path: diffrax.AbstractPath
+
+    def vf(self, t, y, args):
+        return self.amplitude
+
+    def contr(self, t0, t1, **kwargs):
+        return self.path.evaluate(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        return jax.tree.map(lambda b, dw: b * dw, vf, control)
+
+
+class _SekimotoNoise(diffrax.AbstractTerm):
+    """Noise on the augmented state (x, Q): dx = b dW and dQ = F(x, t) . b dW, so that
+    (Stratonovich) Q accumulates the Sekimoto heat integral F o dx."""
+
+    force: Callable
+    amplitude: Array
+    path: diffrax.AbstractPath
+
+    def vf(self, t, y, args):
+        x, _ = y
+        return self.amplitude, self.force(t, x, args) * self.amplitude
+
+    def contr(self, t0, t1, **kwargs):
+        return self.path.evaluate(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        amplitude, weighted = vf
+        return amplitude * control, jnp.sum(weighted * control)
+
+
+def langevin(
+    force: Callable[[Float[Array, ""], Float[Array, "..."], PyTree], Float[Array, "..."]],
+    x0: Float[ArrayLike, "..."],
+    noise: Thermal,
+    *,
+    t1: float,
+    dt: float,
+    seed: Int[ArrayLike, ""] = 0,
+    t0: float = 0.0,
+    saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
+    args: PyTree = None,
+    solver: diffrax.AbstractSolver | None = None,
+    tol: float | None = None,
+) -> diffrax.Solution:
+    """Solve dx = mu F(x, t) dt + sqrt(2 mu kT) o dW from x(t0) = x0 with fixed steps dt
+    (Stratonovich Heun by default) and the Sekimoto heat Q(t) = integral_t0^t F o dx, the
+    energy the force dissipates into the bath (positive: heat flows into the bath).
+
+    ``force(t, x, args)`` returns F with x's shape. ``saveat``: times, a SaveAt (its ``fn``
+    sees ``(x, Q)`` and can reduce it to statistics), or None for the end point. ``tol``: the
+    Brownian path's resolution (default dt / 4; fix it to compare step sizes on one path).
+    Returns the diffrax solution, ``ys = (x, Q)``. vmap over ``seed`` (and x0) for an ensemble.
+    """
+    if concrete(t0) is not None and concrete(t1) is not None and not float(t1) > float(t0):
+        raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")
+    require_positive("dt", dt)
+    require_finite("x0", x0)
+    x0 = jnp.asarray(x0, dtype=float)
+    mobility = jnp.broadcast_to(jnp.asarray(noise.mobility, float), x0.shape)
+
+    def drift(t, y, args):
+        x, _ = y
+        f = force(t, x, args)
+        velocity = mobility * f
+        return velocity, jnp.sum(f * velocity)
+
+    path = noise.brownian(x0, t0, t1, seed, dt / 4 if tol is None else tol)
+    terms = diffrax.MultiTerm(
+        diffrax.ODETerm(drift),
+        _SekimotoNoise(force, jnp.broadcast_to(noise.amplitude, x0.shape), path),
+    )
+    if saveat is None:
+        saveat = diffrax.SaveAt(t1=True)
+    elif not isinstance(saveat, diffrax.SaveAt):
+        saveat = diffrax.SaveAt(ts=jnp.asarray(saveat, dtype=float))
+    n_steps = int(round((float(t1) - float(t0)) / float(dt)))
+    return diffrax.diffeqsolve(
+        terms,
+        solver or diffrax.Heun(),
+        t0=t0,
+        t1=t1,
+        dt0=dt,
+        y0=(x0, jnp.zeros(())),
+        args=args,
+        saveat=saveat,
+        max_steps=n_steps + 2,
+    )

@@ -1,0 +1,94 @@
+"""Response curves, fits and the synapse-level figures at their quick sizes."""
+
+import numpy as np
+import pytest
+
+import protocols as P
+from analysis import fit_three_segments, learning_range, response_curves
+from analysis.figures import fig2, fig4c, fig5c, figS_timescale, load, names
+from synapse_dyn.synapses import DeadZone, EColiKernel
+
+
+def test_three_segment_fit_recovers_known_breakpoints():
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 400, endpoint=False)
+    b1, b2 = rng.uniform(0.05, 0.4, 50), None
+    b2 = b1 + rng.uniform(0.05, 0.4, 50)
+    y = np.where(x < b1[:, None], 0.2, np.where(x < b2[:, None], 0.2 + 2 * (x - b1[:, None]), 0.2 + 2 * (b2 - b1)[:, None] + 0.9 * (x - b2[:, None])))
+    fit = fit_three_segments(x, y + 1e-4 * rng.standard_normal(y.shape))
+    np.testing.assert_allclose(fit.breakpoints[:, 0], b1, atol=2e-3)
+    np.testing.assert_allclose(fit.breakpoints[:, 1], b2, atol=2e-3)
+    np.testing.assert_allclose(fit.slopes, np.broadcast_to([0.0, 2.0, 0.9], (50, 3)), atol=0.02)
+    third = 0.2 + 2 * (b2 - b1) - 0.9 * b2
+    np.testing.assert_allclose(fit.third_intercept, third, atol=2e-3)
+
+
+def test_fit_rejects_bad_abscissae():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        fit_three_segments(np.zeros(10), np.zeros(10))
+
+
+def test_response_regimes_match_the_ideal_boundaries():
+    # I = 0, long fast ramp: no update below A_min = theta tau_f, cancellation above A_max = theta tau_s
+    theta = 100 / 9
+    ds = response_curves(EColiKernel(), DeadZone(theta), P.Sawtooth(1.0, 9.0, -0.5, 0.5), np.arange(0.0, 125.0, 0.5))
+    amplitude, regime = ds.amplitude.values, ds.regime.values
+    assert np.all(regime[amplitude < theta * 1.0] == 0)
+    assert np.all(regime[(amplitude > 1.01 * theta) & (amplitude < 100)] == 1)
+    assert np.all(regime[amplitude > 100.01] == 2)
+    assert ds.regime.attrs["flag_meanings"] == "no_update contrastive cancellation"
+    fitted = learning_range(ds.sel(amplitude=slice(None, 75)), 100.0)
+    np.testing.assert_allclose(float(fitted.contrastive_slope), 1.0, atol=0.05)
+    np.testing.assert_allclose(float(fitted.learning_range), 9.0, rtol=0.1)
+
+
+@pytest.fixture(scope="module")
+def fig4c_quick():
+    return fig4c.compute(quick=True, progress=False)
+
+
+def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
+    ds = fig4c_quick
+    assert set(ds.data_vars) >= {"tau_fast", "tau_slow", "amplitude_min", "amplitude_max", "learning_range"}
+    x = np.log(ds.tau_slow / ds.tau_fast).values
+    y = np.log(ds.learning_range).values
+    # on or below ln(A_max/A_min) = ln(tau_s/tau_f) (and at 0 when tau_s <= tau_f: no range)
+    assert np.all(y <= np.maximum(x, 0) + 1e-3)
+    ratio = (ds.tau_fast / ds.attrs["kernel_timescale"]).values
+    inside = x > np.log(2)  # A_min well inside the sweep (A_min < 50 of 75)
+    assert np.all(y[inside & (ratio >= 10)] >= 0.85 * x[inside & (ratio >= 10)])
+    assert np.all(y[inside & (ratio >= 16)] >= 0.9 * x[inside & (ratio >= 16)])
+    short = inside & (ratio <= 8)  # the kernel smooths short fast ramps: those fall below
+    assert short.any() and np.all(y[short] < 0.85 * x[short])
+    assert "config" in ds.attrs and ds.amplitude_min.attrs["units"] == "current"
+
+
+def test_timescale_figure_reference_values():
+    tau_k = 0.05
+    ds = figS_timescale.compute(tau_fast=np.array([2, 4, 10, 20, 40, 80, 160]) * tau_k, progress=False)
+    np.testing.assert_allclose(ds.dw_over_amplitude.values[0], 0.0, atol=1e-9)
+    np.testing.assert_allclose(ds.dw_over_amplitude.values[1:], [0.65, 0.86, 0.92, 0.95, 0.97, 0.98], atol=0.01)
+
+
+def test_fig5c_offset_grows_with_the_fast_ramp_as_area_times_mean():
+    tau_fast = np.array([10, 20, 40, 80]) * 0.05
+    ds = fig5c.compute(tau_fast=tau_fast, tau_slow=20.0, progress=False)
+    offset = ds.offset.values
+    assert np.all(np.diff(offset) > 0) and np.all(offset > 0)
+    slope = np.polyfit(tau_fast, offset, 1)[0]
+    np.testing.assert_allclose(slope, fig5c.AREA * fig5c.MEAN, rtol=0.2)  # offset ~ I mean tau_f
+    np.testing.assert_allclose(ds.contrastive_slope.values, 1.0, atol=0.02)
+
+
+def test_fig2_mechanism_signs():
+    ds = fig2.compute(quick=True, progress=False)
+    dw = ds.dw.to_series()
+    np.testing.assert_allclose(dw["sawtooth"], 0.96 * fig2.AMPLITUDE, rtol=0.02)
+    np.testing.assert_allclose(dw["reversed"], -dw["sawtooth"], rtol=5e-3)
+    assert abs(dw["no_nonlinearity"]) < 1e-6 * fig2.AMPLITUDE
+
+
+def test_every_figure_is_registered():
+    assert {"fig2", "fig4b", "fig4c", "fig5c", "figS_timescale"} <= set(names())
+    with pytest.raises(ValueError, match="unknown figure 'fig99'"):
+        load("fig99")

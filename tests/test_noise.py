@@ -1,0 +1,107 @@
+"""Thermal noise and overdamped Langevin dynamics: fluctuation-dissipation, reproducible
+Brownian paths, and analytic stochastic thermodynamics (each statistical check is seeded
+and passes when the estimate lies within three standard errors of the exact value)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from analysis.thermodynamics import mean_with_error, total_entropy_production
+from synapse_dyn.noise import Thermal, langevin
+
+N_SAMPLES, DURATION, DT = 400, 5.0, 0.01
+STIFFNESS = 1.0
+
+
+def within_three_errors(samples, exact):
+    mean, error = mean_with_error(samples)
+    assert abs(mean - exact) < 3 * error, f"{mean} +- {error} vs {exact}"
+    return mean, error
+
+
+def ensemble(force, initial, noise, duration=DURATION, dt=DT):
+    """(x0, x(T), Q(T)) for N_SAMPLES seeded trajectories, x0 drawn by ``initial(key)``."""
+
+    def one(seed):
+        x0 = initial(jax.random.key(10_000 + seed))
+        x, heat = langevin(force, x0, noise, t1=duration, dt=dt, seed=seed).ys
+        return x0, x[-1], heat[-1]
+
+    return jax.jit(jax.vmap(one))(jnp.arange(N_SAMPLES))
+
+
+def test_thermal_amplitude_and_bad_input():
+    assert float(Thermal(2.0, mobility=0.5).amplitude) == pytest.approx(np.sqrt(2.0))
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        Thermal(-0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        Thermal(np.nan)
+    with pytest.raises(ValueError, match="mobility"):
+        Thermal(1.0, mobility=0.0)
+    with pytest.raises(ValueError, match="t1 must be later"):
+        langevin(lambda t, x, a: -x, jnp.zeros(1), Thermal(1.0), t1=0.0, dt=0.1)
+
+
+def test_einstein_relation():
+    """Free diffusion: <(x(t) - x0)^2> = 2 mu kT t per component (fluctuation-dissipation),
+    400 samples x 8 components."""
+    noise = Thermal(2.0, mobility=0.5)
+    x0, x, heat = ensemble(lambda t, x, a: jnp.zeros_like(x), lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1)
+    within_three_errors(np.asarray((x - x0) ** 2).ravel(), 2 * 0.5 * 2.0 * 1.5)
+    np.testing.assert_array_equal(heat, 0.0)
+
+
+def test_seeded_paths_are_reproducible_across_step_sizes():
+    """Same seed and Brownian tolerance: the same path whatever the step; new seed, new path."""
+    noise = Thermal(1.0)
+    ou = lambda t, x, a: -STIFFNESS * x  # noqa: E731
+    run = lambda dt, seed: langevin(ou, jnp.zeros(3), noise, t1=2.0, dt=dt, seed=seed, tol=1e-3).ys[0][-1]  # noqa: E731
+    coarse, fine, again, other = run(0.02, 7), run(0.01, 7), run(0.02, 7), run(0.02, 8)
+    np.testing.assert_array_equal(coarse, again)
+    assert float(jnp.max(jnp.abs(coarse - fine))) < 0.02
+    assert float(jnp.max(jnp.abs(coarse - other))) > 0.2
+
+
+def test_ornstein_uhlenbeck_equilibrium_produces_no_entropy():
+    """Equilibrium OU particle (x0 ~ Boltzmann): <x^2> = kT/k, mean heat 0 and mean total
+    entropy production Q/kT + ln p(x0) - ln p(x) = 0."""
+    temperature = 1.5
+    noise = Thermal(temperature)
+    variance = temperature / STIFFNESS
+    x0, x, heat = ensemble(
+        lambda t, x, a: -STIFFNESS * x, lambda key: jnp.sqrt(variance) * jax.random.normal(key, (1,)), noise
+    )
+    x0, x, heat = np.asarray(x0[:, 0]), np.asarray(x[:, 0]), np.asarray(heat)
+    within_three_errors(x**2, variance)
+    within_three_errors(heat, 0.0)
+    log_density = lambda y: -(y**2) / (2 * variance)  # noqa: E731  (normalisation cancels)
+    entropy = np.asarray(total_entropy_production(heat, temperature, log_density(x0), log_density(x)))
+    within_three_errors(entropy, 0.0)
+    # the Stratonovich heat is -k/2 (x^2 - x0^2) path by path (Ito would add mu k kT t)
+    np.testing.assert_allclose(heat, -STIFFNESS / 2 * (x**2 - x0**2), atol=0.05)
+
+
+def test_dragged_trap_dissipates_friction_times_speed_squared():
+    """Trap U = k/2 (x - v t)^2 dragged at speed v: in steady state the heat rate is
+    gamma v^2 with friction gamma = 1/mu."""
+    speed, mobility = 1.0, 0.5
+    noise = Thermal(1.0, mobility=mobility)
+    lag = -speed / (mobility * STIFFNESS)
+
+    def initial(key):  # the steady state: Gaussian about the lagging mean
+        return lag + jnp.sqrt(1.0 / STIFFNESS) * jax.random.normal(key, (1,))
+
+    _, _, heat = ensemble(lambda t, x, a: -STIFFNESS * (x - speed * t), initial, noise)
+    within_three_errors(np.asarray(heat) / DURATION, speed**2 / mobility)
+
+
+def test_rotational_force_entropy_production():
+    """2D trap F = -k x + eps R x (R a quarter turn), mu = kT = 1: the steady state stays
+    Boltzmann and the entropy production rate is 2 eps^2 / k."""
+    epsilon = 0.8
+    rotation = jnp.array([[0.0, -1.0], [1.0, 0.0]])
+    force = lambda t, x, a: -STIFFNESS * x + epsilon * rotation @ x  # noqa: E731
+    _, x, heat = ensemble(force, lambda key: jax.random.normal(key, (2,)) / np.sqrt(STIFFNESS), Thermal(1.0))
+    within_three_errors(np.asarray(heat) / DURATION, 2 * epsilon**2 / STIFFNESS)
+    within_three_errors(np.asarray(jnp.sum(x**2, axis=1)), 2.0 / STIFFNESS)
