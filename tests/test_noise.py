@@ -2,6 +2,8 @@
 Brownian paths, and analytic stochastic thermodynamics (each statistical check is seeded
 and passes when the estimate lies within three standard errors of the exact value)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,11 +58,18 @@ def test_seeded_paths_are_reproducible_across_step_sizes():
     """Same seed and Brownian tolerance: the same path whatever the step; new seed, new path."""
     noise = Thermal(1.0)
     ou = lambda t, x, a: -STIFFNESS * x  # noqa: E731
-    run = lambda dt, seed: langevin(ou, jnp.zeros(3), noise, t1=2.0, dt=dt, seed=seed, tol=1e-3).ys[0][-1]  # noqa: E731
-    coarse, fine, again, other = run(0.02, 7), run(0.01, 7), run(0.02, 7), run(0.02, 8)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def run(seed, steps):
+        ends = [langevin(ou, jnp.zeros(3), noise, t1=1.0, dt=1.0 / n, seed=seed, tol=5e-3) for n in steps]
+        return [end.ys[0][-1] for end in ends]
+
+    coarse, fine = run(7, (20, 40))
+    again, _ = run(7, (20, 40))
+    other, _ = run(8, (20, 40))
     np.testing.assert_array_equal(coarse, again)
-    assert float(jnp.max(jnp.abs(coarse - fine))) < 0.02
-    assert float(jnp.max(jnp.abs(coarse - other))) > 0.2
+    assert float(jnp.max(jnp.abs(coarse - fine))) < 0.1  # Heun's strong error, O(dt)
+    assert float(jnp.max(jnp.abs(coarse - other))) > 0.3
 
 
 def test_ornstein_uhlenbeck_equilibrium_produces_no_entropy():
@@ -74,12 +83,12 @@ def test_ornstein_uhlenbeck_equilibrium_produces_no_entropy():
     )
     x0, x, heat = np.asarray(x0[:, 0]), np.asarray(x[:, 0]), np.asarray(heat)
     within_three_errors(x**2, variance)
-    within_three_errors(heat, 0.0)
+    within_three_errors(heat / temperature, 0.0)  # mean entropy flow into the medium
+    # the system entropy change cancels it path by path: with the Stratonovich heat,
+    # Q = -k/2 (x^2 - x0^2) exactly (Ito would add mu k kT t), so Delta s_tot = 0 up to O(dt)
     log_density = lambda y: -(y**2) / (2 * variance)  # noqa: E731  (normalisation cancels)
     entropy = np.asarray(total_entropy_production(heat, temperature, log_density(x0), log_density(x)))
-    within_three_errors(entropy, 0.0)
-    # the Stratonovich heat is -k/2 (x^2 - x0^2) path by path (Ito would add mu k kT t)
-    np.testing.assert_allclose(heat, -STIFFNESS / 2 * (x**2 - x0**2), atol=0.05)
+    np.testing.assert_allclose(entropy, 0.0, atol=2e-3)
 
 
 def test_dragged_trap_dissipates_friction_times_speed_squared():

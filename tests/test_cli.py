@@ -1,0 +1,53 @@
+"""The synapse-dyn command: default run, figures, experiment files and one-line errors."""
+
+import subprocess
+import sys
+
+import xarray as xr
+
+from synapse_dyn.cli import main
+
+
+def test_default_run_writes_dataset_figure_and_summary(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "learning range" in out
+    folder = tmp_path / "tcl-synapse"
+    assert (folder / "figure.png").stat().st_size > 0 and (folder / "figure.pdf").exists()
+    with xr.open_dataset(folder / "dataset.nc") as ds:
+        assert ds.attrs["software"] == "synapse-dyn" and '"tau_fast": 1.0' in ds.attrs["config"]
+        assert 8.0 < float(ds.learning_range) <= 9.0  # bound tau_slow/tau_fast = 9
+        assert ds.dw.attrs["units"] and ds.amplitude.attrs["long_name"]
+
+
+def test_experiment_file_and_unknown_keys(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text('kind = "synapse"\nname = "slow"\ntau_slow = 19\nthreshold = 5.2631578947\nn_amplitudes = 200\n')
+    assert main(["run", str(good), "--out", str(tmp_path), "--quiet"]) == 0
+    with xr.open_dataset(tmp_path / "slow" / "dataset.nc") as ds:
+        assert 15 < float(ds.learning_range) <= 19.05
+    bad = tmp_path / "bad.toml"
+    bad.write_text('kind = "synapse"\ntau_fats = 1.0\n')
+    assert main(["run", str(bad), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key(s) ['tau_fats']" in err and "tau_fast" in err and err.count("\n") == 1
+
+
+def test_bad_values_fail_with_one_line_and_nonzero_status(tmp_path):
+    bad = tmp_path / "negative.toml"
+    bad.write_text('kind = "synapse"\ntau_fast = -1.0\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "synapse_dyn.cli", "run", str(bad), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["synapse-dyn: error: tau_fast must be > 0, got -1.0; pass a value > 0."]
+
+
+def test_figure_command_quick(tmp_path):
+    assert main(["figure", "figS_timescale", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    with xr.open_dataset(tmp_path / "figS_timescale.nc") as ds:
+        assert {"tau_fast", "dw_over_amplitude"} <= set(ds.data_vars)
+    assert (tmp_path / "figS_timescale.png").exists()
+    assert main(["figure", "nope", "--out", str(tmp_path)]) == 1
