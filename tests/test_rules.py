@@ -96,13 +96,16 @@ def compute_report(net, w, inputs, target):
     moved = flat_w[None, None, :] + EPS * signs[None, :, None] * directions[:, None, :]  # (3, 2, n)
     report = {"exact": flat(rules.implicit_gradient(net, w, inputs, target)), "directions": directions}
     report["loss_moved"] = jax.vmap(jax.vmap(lambda fw: loss(net, unravel(fw), inputs, target)))(moved)
+    all_betas = jnp.append(BETAS, FINITE_BETA)
     for variant in ("positive", "negative", "centered"):
-        report[f"ep_{variant}"] = jax.vmap(lambda b: flat(rules.EP(b, variant).estimate(net, w, inputs, target, ONE)))(BETAS)
-        report[f"finite_{variant}"] = flat(rules.EP(FINITE_BETA, variant).estimate(net, w, inputs, target, ONE))
+        estimates = jax.vmap(lambda b: flat(rules.EP(b, variant).estimate(net, w, inputs, target, ONE)))(all_betas)
+        report[f"ep_{variant}"], report[f"finite_{variant}"] = estimates[:-1], estimates[-1]
     phi = lambda fw, b: rules.primitive(net, unravel(fw), inputs, target, b)
-    finite_betas = jnp.array([-FINITE_BETA, 0.0, FINITE_BETA])
-    report["phi_moved"] = jax.vmap(jax.vmap(jax.vmap(phi, (None, 0)), (0, None)), (0, None))(moved, finite_betas)
-    report["phi_bounds"] = jax.vmap(lambda b: phi(flat_w, b))(jnp.array([-BOUND_BETA, 0.0, BOUND_BETA]))
+    phi_betas = jnp.array([-FINITE_BETA, 0.0, FINITE_BETA, -BOUND_BETA, BOUND_BETA])
+    at = jnp.concatenate([moved.reshape(-1, flat_w.size), flat_w[None]])
+    phis = jax.vmap(jax.vmap(phi, (None, 0)), (0, None))(at, phi_betas)
+    report["phi_moved"] = phis[:-1, :3].reshape(3, 2, 3)
+    report["phi_bounds"] = phis[-1, jnp.array([3, 1, 4])]
     x_free = net.equilibrium(w, inputs)
     report["loss"] = loss(net, w, inputs, target)
     report["free_energy"] = net.energy(x_free, w, inputs)
