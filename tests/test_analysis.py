@@ -92,3 +92,14 @@ def test_every_figure_is_registered():
     assert {"fig2", "fig4b", "fig4c", "fig5c", "figS_timescale"} <= set(names())
     with pytest.raises(ValueError, match="unknown figure 'fig99'"):
         load("fig99")
+
+
+def test_response_curves_compile_once_per_configuration():
+    from analysis.response import _curves
+
+    shape = P.Sawtooth(np.array([1.0, 2.0]), np.array([9.0, 8.0]), -0.5, 0.5)
+    amplitudes = np.linspace(0, 50, 16)
+    response_curves(EColiKernel(), DeadZone(np.array([5.0, 6.0])), shape, amplitudes, n_grid=2**10, chunk=2)
+    before = _curves._cache_size()
+    response_curves(EColiKernel(), DeadZone(np.array([7.0, 2.0])), shape, amplitudes + 1.0, n_grid=2**10, chunk=2)
+    assert _curves._cache_size() == before  # new thresholds and amplitudes reuse the compiled sweep
