@@ -49,7 +49,9 @@ def test_einstein_relation():
     """Free diffusion: <(x(t) - x0)^2> = 2 mu kT t per component (fluctuation-dissipation),
     400 samples x 8 components."""
     noise = Thermal(2.0, mobility=0.5)
-    x0, x, heat = ensemble(lambda t, x, a: jnp.zeros_like(x), lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1)
+    x0, x, heat = ensemble(
+        lambda t, x, a: jnp.zeros_like(x), lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1
+    )
     within_three_errors(np.asarray((x - x0) ** 2).ravel(), 2 * 0.5 * 2.0 * 1.5)
     np.testing.assert_array_equal(heat, 0.0)
 
@@ -61,7 +63,10 @@ def test_seeded_paths_are_reproducible_across_step_sizes():
 
     @functools.partial(jax.jit, static_argnums=1)
     def run(seed, steps):
-        ends = [langevin(ou, jnp.zeros(3), noise, t1=1.0, dt=1.0 / n, seed=seed, tol=5e-3) for n in steps]
+        ends = [
+            langevin(ou, jnp.zeros(3), noise, t1=1.0, dt=1.0 / n, seed=seed, tol=5e-3)
+            for n in steps
+        ]
         return [end.ys[0][-1] for end in ends]
 
     coarse, fine = run(7, (20, 40))
@@ -79,7 +84,9 @@ def test_ornstein_uhlenbeck_equilibrium_produces_no_entropy():
     noise = Thermal(temperature)
     variance = temperature / STIFFNESS
     x0, x, heat = ensemble(
-        lambda t, x, a: -STIFFNESS * x, lambda key: jnp.sqrt(variance) * jax.random.normal(key, (1,)), noise
+        lambda t, x, a: -STIFFNESS * x,
+        lambda key: jnp.sqrt(variance) * jax.random.normal(key, (1,)),
+        noise,
     )
     x0, x, heat = np.asarray(x0[:, 0]), np.asarray(x[:, 0]), np.asarray(heat)
     within_three_errors(x**2, variance)
@@ -87,7 +94,9 @@ def test_ornstein_uhlenbeck_equilibrium_produces_no_entropy():
     # the system entropy change cancels it path by path: with the Stratonovich heat,
     # Q = -k/2 (x^2 - x0^2) exactly (Ito would add mu k kT t), so Delta s_tot = 0 up to O(dt)
     log_density = lambda y: -(y**2) / (2 * variance)  # noqa: E731  (normalisation cancels)
-    entropy = np.asarray(total_entropy_production(heat, temperature, log_density(x0), log_density(x)))
+    entropy = np.asarray(
+        total_entropy_production(heat, temperature, log_density(x0), log_density(x))
+    )
     np.testing.assert_allclose(entropy, 0.0, atol=2e-3)
 
 
@@ -111,6 +120,8 @@ def test_rotational_force_entropy_production():
     epsilon = 0.8
     rotation = jnp.array([[0.0, -1.0], [1.0, 0.0]])
     force = lambda t, x, a: -STIFFNESS * x + epsilon * rotation @ x  # noqa: E731
-    _, x, heat = ensemble(force, lambda key: jax.random.normal(key, (2,)) / np.sqrt(STIFFNESS), Thermal(1.0))
+    _, x, heat = ensemble(
+        force, lambda key: jax.random.normal(key, (2,)) / np.sqrt(STIFFNESS), Thermal(1.0)
+    )
     within_three_errors(np.asarray(heat) / DURATION, 2 * epsilon**2 / STIFFNESS)
     within_three_errors(np.asarray(jnp.sum(x**2, axis=1)), 2.0 / STIFFNESS)
