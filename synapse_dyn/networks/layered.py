@@ -65,25 +65,22 @@ class AbstractLayeredNetwork(AbstractNetwork):
         if isinstance(nudge, Clamp):
             x = self.clamp(x, nudge.values)
         sweeps = self.free_sweeps if nudge is None else self.nudged_sweeps
+        return jax.lax.fori_loop(0, sweeps, lambda _, layers: self.sweep(w, inputs, nudge, layers), x)
+
+    def sweep(self, w, inputs: Float[Array, " n_in"], nudge, x: tuple[Array, ...]) -> tuple[Array, ...]:
+        """One sweep: every free layer (odd physical layers first, then even; a clamped
+        output excluded) replaced by its exact minimiser given its neighbours."""
         n_free = len(self.sizes) - 1
         bounds = self.layer_bounds()
         order = [k for k in range(n_free) if k % 2 == 0] + [k for k in range(n_free) if k % 2 == 1]
         if isinstance(nudge, Clamp):
             order.remove(n_free - 1)
-
-        def update(k, layers):
-            curvature, drive = self.layer_coefficients(k, layers, w, inputs)
+        for k in order:
+            curvature, drive = self.layer_coefficients(k, x, w, inputs)
             if k == n_free - 1 and isinstance(nudge, SoftNudge):
-                o = layers[k]
-                c = nudge.cost.curvature
+                o, c = x[k], nudge.cost.curvature
                 curvature = curvature + nudge.beta * c
                 drive = drive + nudge.beta * (c * o - nudge.cost.grad(o, nudge.target))
             lo, hi = bounds[k]
-            return layers[:k] + (jnp.clip(drive / curvature, lo, hi),) + layers[k + 1 :]
-
-        def sweep(_, layers):
-            for k in order:
-                layers = update(k, layers)
-            return layers
-
-        return jax.lax.fori_loop(0, sweeps, sweep, x)
+            x = x[:k] + (jnp.clip(drive / curvature, lo, hi),) + x[k + 1 :]
+        return x
