@@ -8,28 +8,40 @@ compared with the kernel time reach it, short ones fall below (the kernel smooth
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.response import learning_range, response_curves
+from analysis import sweeps
+from analysis.response import learning_range
+from synapse_dyn.experiments import SynapseExperiment
 from synapse_dyn.io import describe
-from synapse_dyn.synapses import DeadZone
 
-from ._common import TAU_K, kernel, quietly, random_protocols, unit_sawtooth
+from ._common import TAU_K, random_protocols
 
 AMPLITUDE_MAX = 100.0
 
 
-def compute(quick: bool = False, progress: bool = True, n_protocols: int | None = None):
+def compute(
+    quick: bool = False,
+    progress: bool = True,
+    n_protocols: int | None = None,
+    client=None,
+    store=None,
+    resume: bool = False,
+):
+    """Random protocols through the sweep machinery (``analysis.sweeps``): in this process,
+    or on a Dask ``client``; ``store`` (a zarr path) keeps finished chunks, ``resume`` reuses them."""
     n = n_protocols or (60 if quick else 1000)
     n_amplitudes = 400
     tau_fast, tau_slow = random_protocols(n, 0.1, 50, seed=4)
-    amplitudes = np.linspace(0, 0.75 * AMPLITUDE_MAX, n_amplitudes, endpoint=False)
-    curves = quietly(
-        response_curves,
-        kernel(),
-        DeadZone(AMPLITUDE_MAX / tau_slow),
-        unit_sawtooth(tau_fast, tau_slow),
-        amplitudes,
-        n_grid=2**13 if quick else 2**15,
+    synapse = SynapseExperiment(tau_kernel=TAU_K, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=n_amplitudes)
+    protocols = sweeps.Points("protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow)
+    curves = sweeps.run(
+        sweeps.SynapseResponse(synapse, n_grid=2**13 if quick else 2**15),
+        protocols,
+        chunk=50,
+        store=store,
+        resume=resume,
+        client=client,
         progress=progress,
+        title="fig4c protocols",
     )
     ds = learning_range(curves, AMPLITUDE_MAX)
     config = {"figure": "fig4c", "n_protocols": n, "n_amplitudes": n_amplitudes, "tau_kernel": TAU_K, "seed": 4}
