@@ -5,32 +5,45 @@ offset ~ I * mean * tau_fast (tcl_model.md, Fig. 5 recipe)."""
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.response import learning_range, response_curves
+from analysis import sweeps
+from analysis.response import learning_range
+from synapse_dyn.experiments import SynapseExperiment
 from synapse_dyn.io import describe
-from synapse_dyn.synapses import DeadZone
 
-from ._common import TAU_K, kernel, quietly, random_protocols, unit_sawtooth
+from ._common import TAU_K, random_protocols
 
 AMPLITUDE_MAX = 100.0
 AREA = 0.05
 MEAN = 25.0
 
 
-def compute(quick: bool = False, progress: bool = True, tau_fast=None, tau_slow=None):
-    """Random protocols (tau_fast in 0.2..4.8 by 0.2, tau_slow in 0.2..49.8), or the given ones."""
+def compute(
+    quick: bool = False,
+    progress: bool = True,
+    tau_fast=None,
+    tau_slow=None,
+    client=None,
+    store=None,
+    resume: bool = False,
+):
+    """Random protocols (tau_fast in 0.2..4.8 by 0.2, tau_slow in 0.2..49.8), or the given ones,
+    through the sweep machinery (``client``, ``store`` and ``resume`` as in ``fig4c.compute``)."""
     if tau_fast is None:
         tau_fast, tau_slow = random_protocols(40 if quick else 500, 0.2, 25, seed=5)
     tau_fast, tau_slow = np.broadcast_arrays(np.asarray(tau_fast, float), np.asarray(tau_slow, float))
-    amplitudes = np.linspace(0, 0.75 * AMPLITUDE_MAX, 400, endpoint=False)
-    curves = quietly(
-        response_curves,
-        kernel(AREA),
-        DeadZone(AMPLITUDE_MAX / tau_slow),
-        unit_sawtooth(tau_fast, tau_slow),
-        amplitudes,
-        mean=MEAN,
-        n_grid=2**13 if quick else 2**15,
+    synapse = SynapseExperiment(
+        tau_kernel=TAU_K, kernel_area=AREA, mean_current=MEAN, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=400
+    )
+    protocols = sweeps.Points("protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow)
+    curves = sweeps.run(
+        sweeps.SynapseResponse(synapse, n_grid=2**13 if quick else 2**15),
+        protocols,
+        chunk=50,
+        store=store,
+        resume=resume,
+        client=client,
         progress=progress,
+        title="fig5c protocols",
     )
     ds = learning_range(curves, AMPLITUDE_MAX)
     config = {"figure": "fig5c", "kernel_area": AREA, "mean_current": MEAN, "tau_kernel": TAU_K, "n_protocols": int(tau_fast.size)}
