@@ -47,7 +47,7 @@ class AbstractLinearMemory(AbstractMemory):
 
     def vector_field(self, z, s):
         matrix, b, _, _ = self.state_space()
-        return z @ matrix.T + b * (jnp.asarray(s) - self.setpoint)[..., None]
+        return z @ matrix.T + jnp.einsum("...,k->...k", jnp.asarray(s) - self.setpoint, b)
 
     def output(self, z, s):
         _, _, c, d = self.state_space()
@@ -55,7 +55,7 @@ class AbstractLinearMemory(AbstractMemory):
 
     def steady_state(self, s):
         matrix, b, _, _ = self.state_space()
-        return -(jnp.asarray(s) - self.setpoint)[..., None] * jnp.linalg.solve(matrix, b)
+        return -jnp.einsum("...,k->...k", jnp.asarray(s) - self.setpoint, jnp.linalg.solve(matrix, b))
 
     def kernel(self) -> StateSpaceKernel:
         matrix, b, c, d = self.state_space()
