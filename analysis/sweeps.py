@@ -522,3 +522,152 @@ def run(
     ds = experiment.finish(ds)
     config = {"experiment": experiment.config(), "sweep": sweep.spec(), "chunk": chunk}
     return describe(ds, title, config)
+
+
+def chunk_runs(store) -> np.ndarray:
+    """Per chunk of a sweep store, the run (1, 2, ... counting resumes) that completed it; 0
+    where it is still missing."""
+    return zarr.open_group(store, mode="r")["chunk_run"][:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dask clusters
+
+
+def _option_value(text: str):
+    """A ``--cluster-option`` value: a TOML literal (number, bool, list) or else a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def cluster_options(pairs) -> dict:
+    """``["cores=4", "memory=16GB"]`` -> ``{"cores": 4, "memory": "16GB"}``."""
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"cluster option {pair!r} must look like KEY=VALUE, e.g. memory=16GB.")
+        options[key.strip()] = _option_value(value.strip())
+    return options
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, cluster: str | None = None, workers: int | None = None, options=None):
+    """A ``dask.distributed.Client`` for the duration of the block, or None (in-process): on the
+    scheduler at address ``scheduler``; or on a new cluster, ``cluster="local"`` (worker
+    processes on this machine) or ``"slurm"`` (``dask_jobqueue.SLURMCluster(**options)``,
+    e.g. cores, memory, queue, account, walltime), scaled to ``workers`` workers."""
+    from distributed import Client, LocalCluster
+
+    options = dict(options or {})
+    if scheduler is not None and cluster is not None:
+        raise ValueError("give either a scheduler address or a cluster kind, not both.")
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as error:
+            raise RuntimeError(f"could not reach the Dask scheduler at {scheduler!r}: {error}") from None
+        with client:
+            yield client
+        return
+    if cluster is None:
+        yield None
+        return
+    if cluster == "local":
+        options.setdefault("threads_per_worker", 1)
+        options.setdefault("dashboard_address", None)
+        made = LocalCluster(n_workers=workers or os.cpu_count(), processes=True, **options)
+    elif cluster == "slurm":
+        try:
+            from dask_jobqueue import SLURMCluster
+        except ImportError:
+            raise RuntimeError("--cluster slurm needs dask-jobqueue: pip install dask-jobqueue.") from None
+        made = SLURMCluster(**options)
+        made.scale(workers or 1)
+    else:
+        raise ValueError(f"cluster must be 'local' or 'slurm', got {cluster!r}.")
+    with made, Client(made) as client:
+        yield client
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment files
+
+
+_EXPERIMENTS = {experiments.SynapseExperiment: SynapseResponse}
+_SWEEP_KEYS = ("chunk", "grid", "points", "random")
+_DISTRIBUTIONS = {"uniform": Uniform, "log_uniform": LogUniform, "multiples": Multiples, "choice": Choice}
+
+
+def _toml_line(key: str, value) -> str:
+    if isinstance(value, float):
+        return f"{key} = {value!r}"
+    if isinstance(value, dict):
+        raise ValueError(f"experiment key {key!r} must be a single value, got a table.")
+    return f"{key} = {json.dumps(value)}"
+
+
+def _grid_axis(source: str, name: str, spec):
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"start", "stop", "num", "log"})
+        missing = sorted({"start", "stop", "num"} - set(spec))
+        if unknown or missing:
+            raise ValueError(
+                f"{source}: grid axis {name!r} must be a list or {{start, stop, num, log}}; "
+                f"unknown {unknown}, missing {missing}."
+            )
+        space = np.geomspace if spec.get("log", False) else np.linspace
+        return space(spec["start"], spec["stop"], int(spec["num"]))
+    return spec
+
+
+def _distribution(source: str, name: str, spec):
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _DISTRIBUTIONS:
+        raise ValueError(
+            f"{source}: random axis {name!r} must be one of {{uniform = [low, high]}}, "
+            "{log_uniform = [low, high]}, {multiples = [step, low, high]}, {choice = [values]}; "
+            f"got {spec!r}."
+        )
+    [(kind, args)] = spec.items()
+    return _DISTRIBUTIONS[kind](tuple(args)) if kind == "choice" else _DISTRIBUTIONS[kind](*args)
+
+
+def parse_sweep(text: str, source: str = "sweep file"):
+    """(experiment, sweep, chunk) of an experiment file with a ``[sweep]`` table holding one of
+    ``grid`` (axis = list or {start, stop, num, log}), ``points`` (equal-length lists) or
+    ``random`` (n, seed, then axis = {uniform|log_uniform|multiples|choice = ...}), and an
+    optional ``chunk`` (points per chunk)."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{source} is not valid TOML: {error}") from None
+    spec = table.pop("sweep", None)
+    if not isinstance(spec, dict):
+        raise ValueError(f"{source} has no [sweep] table; add [sweep.grid], [sweep.points] or [sweep.random].")
+    config = experiments.parse("\n".join(_toml_line(k, v) for k, v in table.items()), source)
+    if type(config) not in _EXPERIMENTS:
+        raise ValueError(f"{source}: experiments of kind {type(config).__name__} cannot be swept yet.")
+    unknown = sorted(set(spec) - set(_SWEEP_KEYS))
+    kinds = [key for key in ("grid", "points", "random") if key in spec]
+    if unknown or len(kinds) != 1:
+        raise ValueError(
+            f"{source}: [sweep] takes exactly one of grid, points, random and optionally chunk; "
+            f"got {sorted(spec)}."
+        )
+    [kind] = kinds
+    axes = dict(spec[kind])
+    if kind == "grid":
+        sweep = Grid(**{name: _grid_axis(source, name, values) for name, values in axes.items()})
+    elif kind == "points":
+        sweep = Points(**axes)
+    else:
+        n, seed = axes.pop("n", None), axes.pop("seed", None)
+        if not isinstance(n, int) or not isinstance(seed, int):
+            raise ValueError(f"{source}: [sweep.random] needs integer n and seed, got n = {n!r}, seed = {seed!r}.")
+        sweep = Draws(n, seed, **{name: _distribution(source, name, d) for name, d in axes.items()})
+    chunk = spec.get("chunk")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"{source}: [sweep] chunk must be a positive integer, got {chunk!r}.")
+    return _EXPERIMENTS[type(config)](config), sweep, chunk

@@ -3,6 +3,8 @@
   synapse-dyn run [FILE.toml] [--out DIR]     run an experiment (the embedded default without FILE)
   synapse-dyn figure NAME [--out DIR] [--quick]   reproduce a paper figure (NAME.nc, .png, .pdf)
   synapse-dyn keys [KIND]                     list the documented keys of an experiment kind
+  synapse-dyn sweep FILE.toml [--out S.zarr] [--resume] [--scheduler ADDR | --cluster local|slurm]
+                                              run the experiment file's [sweep] into a zarr store
 
 Errors are reported as one line on stderr with a non-zero exit status.
 """
@@ -35,12 +37,26 @@ def _run(args) -> None:
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
 
 
+def _client(args):
+    from analysis import sweeps
+
+    options = sweeps.cluster_options(args.cluster_option)
+    return sweeps.dask_client(args.scheduler, args.cluster, args.workers, options)
+
+
 def _figure(args) -> None:
+    import inspect
+
     from analysis import figures
 
     module = figures.load(args.name)
     out = pathlib.Path(args.out)
-    ds = module.compute(quick=args.quick, progress=not args.quiet)
+    distributed = args.scheduler is not None or args.cluster is not None
+    if distributed and "client" not in inspect.signature(module.compute).parameters:
+        raise ValueError(f"figure {args.name} does not run on Dask; drop --scheduler/--cluster.")
+    with _client(args) as client:
+        extra = {"client": client} if distributed else {}
+        ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
     data = write_dataset(ds, out / f"{args.name}.nc")
     pictures = save_figure(module.plot(ds), out / args.name)
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
@@ -56,6 +72,47 @@ def _keys(args) -> None:
         print(experiments.describe_kind(kind))
 
 
+def _sweep(args) -> None:
+    from analysis import sweeps
+
+    path = pathlib.Path(args.file)
+    if not path.is_file():
+        raise ValueError(f"sweep file {str(path)!r} does not exist.")
+    experiment, sweep, chunk = sweeps.parse_sweep(path.read_text(), str(path))
+    out = pathlib.Path(args.out or f"sweeps/{experiment.config_.name}.zarr")
+    if out.suffix not in (".zarr", ".nc"):
+        raise ValueError(f"--out must end in .zarr (a resumable store) or .nc, got {str(out)!r}.")
+    if args.resume and out.suffix != ".zarr":
+        raise ValueError("--resume needs a .zarr store for --out.")
+    store = out if out.suffix == ".zarr" else None
+    if store is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    already = int((sweeps.chunk_runs(store) > 0).sum()) if args.resume and out.exists() else 0
+    with _client(args) as client:
+        where = "in this process" if client is None else f"on Dask ({client.scheduler.address})"
+        print(f"sweeping {experiment.config_.name!r}: {' x '.join(map(str, sweep.shape))} points {where} -> {out}")
+        ds = sweeps.run(
+            experiment, sweep, chunk=args.chunk or chunk, store=store, resume=args.resume,
+            client=client, progress=not args.quiet, title=f"sweep of {experiment.config_.name}",
+        )
+    if store is None:
+        write_dataset(ds, out)
+    else:
+        total = sweeps.chunk_runs(store).size
+        print(f"  {total - already} of {total} chunks computed by this run, {already} were in the store")
+    print(f"wrote {out}: {dict(ds.sizes)}")
+
+
+def _add_cluster_options(command) -> None:
+    command.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS")
+    command.add_argument("--cluster", choices=("local", "slurm"), help="start a Dask cluster: local processes or SLURM jobs")
+    command.add_argument("--workers", type=int, help="workers of the started cluster (local: one per core)")
+    command.add_argument(
+        "--cluster-option", action="append", metavar="KEY=VALUE",
+        help="option of the started cluster, repeatable (slurm: cores=4, memory=16GB, queue=..., account=..., walltime=...)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="synapse-dyn", description=__doc__.split("\n")[0])
     commands = main.add_subparsers(dest="command", required=True)
@@ -69,10 +126,19 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("--out", default="figures", help="output folder (default: figures)")
     figure.add_argument("--quick", action="store_true", help="small, fast version")
     figure.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_cluster_options(figure)
     figure.set_defaults(action=_figure)
     keys = commands.add_parser("keys", help="document the keys of experiment files")
     keys.add_argument("kind", nargs="?")
     keys.set_defaults(action=_keys)
+    sweep = commands.add_parser("sweep", help="run the [sweep] of an experiment file into a zarr store")
+    sweep.add_argument("file", help="experiment TOML file with a [sweep] table")
+    sweep.add_argument("--out", help="zarr store (resumable) or .nc file (default: sweeps/NAME.zarr)")
+    sweep.add_argument("--resume", action="store_true", help="complete an interrupted store: compute only its missing chunks")
+    sweep.add_argument("--chunk", type=int, help="points per chunk (overrides the file)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_cluster_options(sweep)
+    sweep.set_defaults(action=_sweep)
     return main
 
 
