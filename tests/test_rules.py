@@ -191,7 +191,7 @@ def test_random_sign_and_update_compile_once():
     # the minus draw is the one-sided estimate from the negative side
     np.testing.assert_allclose(flat(minus), flat(mean(rules.EP(0.1, "negative"), ONE)), rtol=1e-9)
     seen = set()
-    before = rules._base._update._cached._cache_size()
+    before = rules.batch_estimate._cached._cache_size()
     for seed, beta in enumerate([0.1] * 8):
         g = rules.update(net, w, batch, rules.EP(beta, "random"), key=jax.random.key(seed))
         match = [np.allclose(flat(g), flat(ref), rtol=1e-10) for ref in (plus, minus)]
@@ -200,7 +200,7 @@ def test_random_sign_and_update_compile_once():
     assert seen == {0, 1}
     for beta in (0.05, 0.2):
         rules.update(net, w, batch, rules.EP(beta, "random"), key=jax.random.key(0))
-    assert rules._base._update._cached._cache_size() - before == 1
+    assert rules.batch_estimate._cached._cache_size() - before == 1
 
 
 def test_bad_input():

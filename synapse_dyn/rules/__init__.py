@@ -4,13 +4,14 @@ equilibrium propagation (``EP``: positive, negative, centered, random sign), cou
 (``ExactGradient``). Sign convention: g_hat estimates dL/dw and parameters move as
 w <- project(w - alpha g_hat)."""
 
-from ._base import AbstractRule, evaluate, update
+from ._base import AbstractRule, batch_estimate, evaluate, update
 from .contrastive import CL, EP, AbstractContrastiveRule, CpL, primitive
 from .exact import ExactGradient, implicit_gradient
 
 __all__ = [
     "CL",
     "EP",
+    "batch_estimate",
     "AbstractContrastiveRule",
     "AbstractRule",
     "CpL",

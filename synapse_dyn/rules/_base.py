@@ -35,7 +35,15 @@ class AbstractRule(eqx.Module):
 
 
 @eqx.filter_jit
-def _update(network, w, inputs, targets, rule, key):
+def batch_estimate(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    inputs: Float[Array, "batch n_in"],
+    targets: Float[Array, "batch n_out"],
+    rule: AbstractRule,
+    key: Array | None = None,
+) -> PyTree[Array]:
+    """``update`` without the Python-time validation, for inner loops (jitted, vmapped)."""
     sign = rule.draw_sign(key)
     per_sample = jax.vmap(lambda x, y: rule.estimate(network, w, x, y, sign))(inputs, targets)
     return jax.tree.map(lambda g: jnp.mean(g, axis=0), per_sample)
@@ -65,7 +73,7 @@ def update(
     network.check_parameters(w)
     if getattr(rule, "variant", None) == "random" and key is None:
         raise ValueError("the random-sign variant needs a PRNG key: pass key=jax.random.key(...).")
-    return _update(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
+    return batch_estimate(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
 
 
 @eqx.filter_jit

@@ -1,0 +1,210 @@
+"""Train any substrate with any explicit rule from a flat configuration.
+
+``TrainConfig`` holds every choice as a plain field (a TOML table maps onto it one to one);
+``train(config)`` builds the task and the network, runs mini-batch SGD with the chosen rule,
+w <- project(w - learning_rate * g_hat), and returns the learning curves as an
+``xarray.Dataset`` over ``epoch`` (epoch 0 is before training).
+"""
+
+import dataclasses
+import json
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+import synapse_dyn
+from synapse_dyn import networks as nw
+from synapse_dyn import rules, tasks
+
+SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
+RULES = ("ep", "cpl", "cl", "exact")
+TASKS = ("regression", "iris", "digits", "mnist", "allostery")
+COSTS = ("mse", "cross_entropy")
+
+
+def _field(default, doc):
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training experiment. Every field has a default; see each field's ``doc``."""
+
+    substrate: str = _field("resistor", f"network substrate, one of {SUBSTRATES}")
+    rule: str = _field("ep", f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient)")
+    variant: str = _field("centered", "perturbation signs: positive, negative, centered or random (ep, cpl)")
+    beta: float = _field(0.5, "EP nudge strength beta > 0")
+    eta: float = _field(0.5, "CpL clamp strength, 0 < eta <= 1")
+    cost: str = _field("mse", f"cost on the outputs, one of {COSTS}")
+    task: str = _field("regression", f"data set, one of {TASKS}")
+    mnist_path: str = _field("mnist.npz", "path of a local mnist.npz (task = mnist)")
+    n_train: int = _field(200, "training samples for generated tasks (regression, allostery); cap for mnist")
+    n_test: int = _field(100, "test samples for generated tasks; cap for mnist")
+    test_fraction: float = _field(0.3, "held-out fraction for iris and digits")
+    n_nodes: int = _field(64, "nodes of the random (Delaunay) graph of resistor and elastic networks")
+    n_inputs: int = _field(2, "input nodes of the regression task (resistor)")
+    n_outputs: int = _field(2, "output nodes of the regression task (resistor)")
+    hidden: list = _field([32], "hidden layer sizes of layered substrates (diode, hopfield); even for diode")
+    input_gain: float = _field(1.0, "gain of the duplicated input sources (diode)")
+    free_sweeps: int = _field(20, "block coordinate descent sweeps of the free phase (diode, hopfield)")
+    nudged_sweeps: int = _field(4, "sweeps of each perturbed phase (diode, hopfield)")
+    init_gain: float = _field(0.5, "weight initialisation scale (hopfield)")
+    learning_rate: float = _field(0.05, "SGD step alpha in w <- project(w - alpha g_hat)")
+    lr_decay: float = _field(1.0, "learning rate multiplied by this factor after every epoch (0 < lr_decay <= 1)")
+    epochs: int = _field(20, "passes over the training set")
+    batch_size: int = _field(16, "samples per mini-batch (the last partial batch is dropped)")
+    seed: int = _field(0, "seed of the task split, the parameter init and the batch order")
+
+    def __post_init__(self):
+        for name, allowed in (("substrate", SUBSTRATES), ("rule", RULES), ("task", TASKS), ("cost", COSTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        for name in ("epochs", "batch_size", "n_train", "n_test", "n_nodes", "n_inputs", "n_outputs", "free_sweeps", "nudged_sweeps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}.")
+
+
+def _build(config: TrainConfig):
+    """(network, w0, task) for the configuration."""
+    key = jax.random.key(config.seed)
+    key_w, key_teacher = jax.random.split(key)
+    if config.substrate == "elastic":
+        from synapse_dyn.tasks.allostery import allostery_setup
+
+        return allostery_setup(config, key_w)
+    if config.substrate == "resistor":
+        task = None if config.task == "regression" else _classification_task(config)
+        n_in = config.n_inputs if task is None else task.n_inputs
+        n_out = config.n_outputs if task is None else task.n_outputs
+        if config.n_nodes < n_in + n_out + 2:
+            raise ValueError(f"n_nodes must be >= n_inputs + n_outputs + 2 = {n_in + n_out + 2}, got {config.n_nodes}.")
+        graph = nw.random_graph(config.n_nodes, seed=config.seed)
+        nodes = np.arange(config.n_nodes)
+        network = nw.ResistorNetwork(
+            graph, nodes[:n_in], nodes[n_in + 1 : n_in + 1 + n_out], ground_nodes=[n_in]
+        )
+        if task is None:
+            # a teacher with log-uniform conductances over [e^-3, e^3] sets the targets
+            teacher = jnp.exp(jax.random.uniform(key_teacher, (graph.n_edges,), minval=-3.0, maxval=3.0))
+            matrix = jax.vmap(lambda x: network.output(network.equilibrium(teacher, x)))(jnp.eye(n_in)).T
+            task = tasks.linear_regression(np.asarray(matrix), config.n_train, config.n_test, seed=config.seed)
+        return network, network.init(key_w), task
+    task = _classification_task(config) if config.task != "regression" else None
+    if task is None:
+        raise ValueError(f"the {config.substrate} substrate trains on iris, digits or mnist, not {config.task!r}.")
+    sizes = (task.n_inputs, *[int(n) for n in config.hidden], task.n_outputs)
+    if config.substrate == "diode":
+        network = nw.DiodeNetwork(sizes, config.input_gain, config.free_sweeps, config.nudged_sweeps)
+    else:
+        network = nw.HopfieldNetwork(sizes, config.free_sweeps, config.nudged_sweeps, gain=config.init_gain)
+    return network, network.init(key_w), task
+
+
+def _classification_task(config: TrainConfig) -> tasks.Task:
+    if config.task == "iris":
+        return tasks.iris(config.seed, config.test_fraction)
+    if config.task == "digits":
+        return tasks.digits(config.seed, config.test_fraction)
+    if config.task == "mnist":
+        return tasks.mnist(config.mnist_path, config.n_train, config.n_test)
+    raise ValueError(f"the {config.substrate} substrate cannot train on task {config.task!r}.")
+
+
+def _rule(config: TrainConfig) -> rules.AbstractRule:
+    cost = nw.MSE() if config.cost == "mse" else nw.CrossEntropy()
+    if config.rule == "ep":
+        return rules.EP(config.beta, config.variant, cost)
+    if config.rule == "cpl":
+        return rules.CpL(config.eta, config.variant, cost)
+    if config.rule == "cl":
+        return rules.CL(cost)
+    return rules.ExactGradient(cost)
+
+
+@eqx.filter_jit
+def _epoch(network, rule, w, x, y, key, learning_rate, batch_size):
+    """One pass of mini-batch SGD over (x, y) in a random order (lax.scan over batches)."""
+    n_batches = x.shape[0] // batch_size
+    key_order, key_signs = jax.random.split(key)
+    order = jax.random.permutation(key_order, x.shape[0])[: n_batches * batch_size]
+    xb = x[order].reshape(n_batches, batch_size, -1)
+    yb = y[order].reshape(n_batches, batch_size, -1)
+
+    def step(w, batch):
+        inputs, targets, k = batch
+        g = rules.batch_estimate(network, w, inputs, targets, rule, k)
+        return network.project(jax.tree.map(lambda p, d: p - learning_rate * d, w, g)), None
+
+    keys = jax.random.split(key_signs, n_batches)
+    return jax.lax.scan(step, w, (xb, yb, keys))[0]
+
+
+def _metrics(network, w, task, cost):
+    out = {}
+    for split in ("train", "test"):
+        result = rules.evaluate(network, w, jnp.asarray(getattr(task, f"x_{split}")), jnp.asarray(getattr(task, f"y_{split}")), cost)
+        out[f"{split}_loss"] = float(jnp.mean(result["loss"]))
+        out[f"{split}_accuracy"] = float(jnp.mean(result["correct"]))
+        out[f"{split}_energy"] = float(jnp.mean(result["energy"]))
+    out["parameter_norm"] = float(jnp.sqrt(sum(jnp.sum(p**2) for p in jax.tree.leaves(w))))
+    return out
+
+
+ATTRS = {
+    "train_loss": ("mean cost C(o, y) on the training set", "1"),
+    "test_loss": ("mean cost C(o, y) on the test set", "1"),
+    "train_accuracy": ("fraction of training samples with argmax o = argmax y", "1"),
+    "test_accuracy": ("fraction of test samples with argmax o = argmax y", "1"),
+    "train_energy": ("mean free-equilibrium energy E on the training set", "energy units of the substrate"),
+    "test_energy": ("mean free-equilibrium energy E on the test set", "energy units of the substrate"),
+    "parameter_norm": ("Euclidean norm of all parameters", "parameter units of the substrate"),
+}
+
+
+def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
+    """Run the experiment; learning curves over ``epoch`` (0 = initial parameters)."""
+    network, w, task = _build(config)
+    rule = _rule(config)
+    cost = rule.cost
+    if config.batch_size > len(task.x_train):
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; lower it.")
+    rules.update(network, w, (task.x_train[: config.batch_size], task.y_train[: config.batch_size]), rule, key=jax.random.key(0))
+    x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
+    key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    history = [_metrics(network, w, task, cost)]
+    bar = tqdm(range(config.epochs), desc=f"{config.substrate}/{config.rule}/{config.task}", disable=not progress)
+    for epoch in bar:
+        rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
+        w = _epoch(network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size)
+        history.append(_metrics(network, w, task, cost))
+        if not all(math.isfinite(v) for v in history[-1].values()):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch + 1} ({history[-1]}); lower learning_rate or beta."
+            )
+        bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
+    names = [k for k in ATTRS if task.kind == "classification" or "accuracy" not in k]
+    data = {
+        k: ("epoch", np.array([h[k] for h in history]), {"long_name": ATTRS[k][0], "units": ATTRS[k][1]})
+        for k in names
+    }
+    return xr.Dataset(
+        data,
+        coords={"epoch": ("epoch", np.arange(config.epochs + 1), {"long_name": "training epoch", "units": "1"})},
+        attrs={
+            "title": f"{config.substrate} network trained by {config.rule} on {config.task}",
+            "synapse_dyn_version": synapse_dyn.__version__,
+            "config": json.dumps(dataclasses.asdict(config)),
+            "task_kind": task.kind,
+        },
+    )

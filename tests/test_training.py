@@ -1,0 +1,72 @@
+"""End-to-end training: a resistor network learns a teacher's linear map (EP and CpL), a
+Hopfield network learns Iris and handwritten digits; the learning-curve dataset is
+self-describing; bad configurations are rejected."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from synapse_dyn.training import TrainConfig, train
+
+REGRESSION = dict(substrate="resistor", task="regression", n_nodes=40, epochs=15, n_train=160, n_test=80)
+
+
+@pytest.mark.parametrize(
+    "rule,extra", [("ep", dict(beta=0.5, learning_rate=10.0)), ("cpl", dict(eta=0.5, learning_rate=20.0))]
+)
+def test_resistor_regression_reaches_one_percent(rule, extra):
+    curves = train(TrainConfig(rule=rule, **REGRESSION, **extra), progress=False)
+    loss = curves["test_loss"].values
+    assert loss[-1] < 0.01 * loss[0], loss
+    assert "test_accuracy" not in curves  # regression: no accuracy
+    assert np.all(curves["parameter_norm"].values > 0)
+
+
+def test_hopfield_iris_and_curves_are_self_describing():
+    config = TrainConfig(
+        substrate="hopfield", task="iris", rule="ep", variant="centered", beta=0.5, hidden=[32],
+        batch_size=4, free_sweeps=30, nudged_sweeps=10, learning_rate=0.1, lr_decay=0.97, epochs=50, seed=1,
+    )
+    curves = train(config, progress=False)
+    assert curves["test_accuracy"].values[-1] >= 0.93
+    assert curves["test_accuracy"].values[0] < 0.7
+    assert list(curves["epoch"].values) == list(range(51))
+    for name, variable in curves.variables.items():
+        assert variable.attrs.get("units") and variable.attrs.get("long_name"), name
+    assert json.loads(curves.attrs["config"]) == dataclasses.asdict(config)
+    for value in curves.attrs.values():
+        assert isinstance(value, str | int | float)
+
+
+def test_hopfield_digits_centered_ep():
+    config = TrainConfig(
+        substrate="hopfield", task="digits", rule="ep", variant="centered", beta=0.5, hidden=[64],
+        batch_size=16, free_sweeps=20, nudged_sweeps=8, learning_rate=0.1, lr_decay=0.95, epochs=10,
+        test_fraction=0.2,
+    )
+    assert train(config, progress=False)["test_accuracy"].values[-1] >= 0.95
+
+
+def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
+    for field in dataclasses.fields(TrainConfig):
+        assert field.metadata["doc"], field.name
+    for bad, message in [
+        (dict(substrate="graphene"), "substrate must be one of"),
+        (dict(learning_rate=0.0), "learning_rate must be > 0"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(lr_decay=1.5), "lr_decay must lie in"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**bad)
+    with pytest.raises(ValueError, match=r"CpL eta must lie in \(0.0, 1.0\]"):
+        train(TrainConfig(rule="cpl", eta=2.0, epochs=1), progress=False)
+    with pytest.raises(ValueError, match="EP beta must be > 0"):
+        train(TrainConfig(rule="ep", beta=-0.1, epochs=1), progress=False)
+    with pytest.raises(ValueError, match="batch_size 500 exceeds"):
+        train(TrainConfig(batch_size=500, epochs=1), progress=False)
+    with pytest.raises(FileNotFoundError, match="does not download"):
+        train(TrainConfig(substrate="hopfield", task="mnist", mnist_path=str(tmp_path / "none.npz")), progress=False)
+    with pytest.raises(ValueError, match="trains on iris, digits or mnist"):
+        train(TrainConfig(substrate="hopfield", task="regression"), progress=False)
