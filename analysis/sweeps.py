@@ -202,7 +202,7 @@ def _values(name: str, values) -> np.ndarray:
         raise ValueError(f"sweep axis {name!r} is empty; give it at least one value.")
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
-        raise ValueError(f"sweep axis {name!r} has a non-finite value {array[bad[0]]!r} at index {bad[0]}.")
+        raise ValueError(f"sweep axis {name!r} has a non-finite value {float(array[bad[0]])!r} at index {bad[0]}.")
     return array
 
 
@@ -378,7 +378,7 @@ def _assemble(flat: xr.Dataset) -> xr.Dataset:
     layout = json.loads(flat.attrs["sweep_layout"])
     flat = flat.drop_vars("chunk_run").drop_attrs(deep=False)
     if layout["kind"] == "points":
-        return flat.rename_dims(point=layout["dims"][0])
+        return flat if layout["dims"] == ["point"] else flat.rename_dims(point=layout["dims"][0])
     dims, shape = tuple(layout["dims"]), tuple(layout["shape"])
     axes = {}
     for k, name in enumerate(dims):
