@@ -22,12 +22,12 @@ def within_three_errors(samples, exact):
     return mean, error
 
 
-def ensemble(force, initial, noise, duration=DURATION, dt=DT):
+def ensemble(force, initial, noise, duration=DURATION, dt=DT, brownian="virtual"):
     """(x0, x(T), Q(T)) for N_SAMPLES seeded trajectories, x0 drawn by ``initial(key)``."""
 
     def one(seed):
         x0 = initial(jax.random.key(10_000 + seed))
-        x, heat = langevin(force, x0, noise, t1=duration, dt=dt, seed=seed).ys
+        x, heat = langevin(force, x0, noise, t1=duration, dt=dt, seed=seed, brownian=brownian).ys
         return x0, x[-1], heat[-1]
 
     return jax.jit(jax.vmap(one))(jnp.arange(N_SAMPLES))
@@ -45,15 +45,23 @@ def test_thermal_amplitude_and_bad_input():
         langevin(lambda t, x, a: -x, jnp.zeros(1), Thermal(1.0), t1=0.0, dt=0.1)
 
 
-def test_einstein_relation():
+@pytest.mark.parametrize("brownian", ["virtual", "increments"])
+def test_einstein_relation(brownian):
     """Free diffusion: <(x(t) - x0)^2> = 2 mu kT t per component (fluctuation-dissipation),
-    400 samples x 8 components."""
+    400 samples x 8 components, with either kind of seeded Brownian path."""
     noise = Thermal(2.0, mobility=0.5)
+    free = lambda t, x, a: jnp.zeros_like(x)  # noqa: E731
     x0, x, heat = ensemble(
-        lambda t, x, a: jnp.zeros_like(x), lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1
+        free, lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1, brownian=brownian
     )
     within_three_errors(np.asarray((x - x0) ** 2).ravel(), 2 * 0.5 * 2.0 * 1.5)
     np.testing.assert_array_equal(heat, 0.0)
+    _, again, _ = ensemble(
+        free, lambda key: jnp.zeros(8), noise, duration=1.5, dt=0.1, brownian=brownian
+    )
+    np.testing.assert_array_equal(x, again)  # the seeds fix the paths
+    with pytest.raises(ValueError, match="Brownian path kind"):
+        noise.brownian(jnp.zeros(8), 0.0, 1.0, 0, 0.1, kind="pink")
 
 
 def test_seeded_paths_are_reproducible_across_step_sizes():
