@@ -125,16 +125,22 @@ class SynapseResponse(AbstractExperiment):
     cycle dw and the regime over the configured contrasts, for every point; the swept
     parameters replace the configuration's float fields."""
 
-    config_: experiments.SynapseExperiment
+    config_: "experiments.SynapseExperiment"
     amplitudes: jax.Array
     fixed: dict[str, jax.Array]
     n_grid: int = 2**15
     n_wraps: int | None = None
 
-    def __init__(self, config: experiments.SynapseExperiment, n_grid: int = 2**15, n_wraps=None, swept=()):
+    def __init__(
+        self, config: "experiments.SynapseExperiment", n_grid: int = 2**15, n_wraps=None, swept=()
+    ):
         self.config_ = config
-        self.amplitudes = jnp.asarray(np.linspace(0, config.amplitude_stop, config.n_amplitudes, endpoint=False))
-        self.fixed = {k: jnp.asarray(float(getattr(config, k))) for k in _SYNAPSE_PARAMETERS if k not in swept}
+        self.amplitudes = jnp.asarray(
+            np.linspace(0, config.amplitude_stop, config.n_amplitudes, endpoint=False)
+        )
+        self.fixed = {
+            k: jnp.asarray(float(getattr(config, k))) for k in _SYNAPSE_PARAMETERS if k not in swept
+        }
         self.n_grid = n_grid
         self.n_wraps = n_wraps
 
@@ -146,15 +152,29 @@ class SynapseResponse(AbstractExperiment):
 
     def outputs(self):
         return {
-            "dw": Output(("amplitude",), "float64", "current x time",
-                         "update per cycle, integral of g(u) dt (the weight moves by -alpha dw)"),
-            "regime": Output(("amplitude",), "int8", "1", "learning regime",
-                             {"flag_values": np.arange(3, dtype=np.int8), "flag_meanings": " ".join(REGIMES)}),
+            "dw": Output(
+                ("amplitude",),
+                "float64",
+                "current x time",
+                "update per cycle, integral of g(u) dt (the weight moves by -alpha dw)",
+            ),
+            "regime": Output(
+                ("amplitude",),
+                "int8",
+                "1",
+                "learning regime",
+                {"flag_values": np.arange(3, dtype=np.int8), "flag_meanings": " ".join(REGIMES)},
+            ),
             "period": Output((), "float64", "time", "protocol period T"),
         }
 
     def coords(self):
-        return {"amplitude": (np.asarray(self.amplitudes), {"units": "current", "long_name": "contrast A = s_clamped - s_free"})}
+        return {
+            "amplitude": (
+                np.asarray(self.amplitudes),
+                {"units": "current", "long_name": "contrast A = s_clamped - s_free"},
+            )
+        }
 
     def _build(self, points):
         return dataclasses.replace(self.config_, **points).build()
@@ -173,14 +193,22 @@ class SynapseResponse(AbstractExperiment):
             kernel, g, shape = self._build(values)
             g, shape = (jax.tree.map(lambda a: jnp.asarray(a)[None], tree) for tree in (g, shape))
             mean = values["mean_current"]
-            update, regime = _curves(kernel, g, shape, self.amplitudes, mean, self.n_grid, self.n_wraps)
+            update, regime = _curves(
+                kernel, g, shape, self.amplitudes, mean, self.n_grid, self.n_wraps
+            )
             return {"dw": update[0], "regime": regime[0], "period": shape.period[0]}
 
         return jax.vmap(one)(points)
 
     def finish(self, ds):
-        names = {"mean_current": "mean_current", "tau_kernel": "kernel_timescale", "kernel_area": "kernel_area"}
-        return ds.assign_attrs({attr: float(self.fixed[k]) for k, attr in names.items() if k in self.fixed})
+        names = {
+            "mean_current": "mean_current",
+            "tau_kernel": "kernel_timescale",
+            "kernel_area": "kernel_area",
+        }
+        return ds.assign_attrs(
+            {attr: float(self.fixed[k]) for k, attr in names.items() if k in self.fixed}
+        )
 
     def config(self):
         return {**dataclasses.asdict(self.config_), "n_grid": self.n_grid}
@@ -202,7 +230,10 @@ def _values(name: str, values) -> np.ndarray:
         raise ValueError(f"sweep axis {name!r} is empty; give it at least one value.")
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
-        raise ValueError(f"sweep axis {name!r} has a non-finite value {float(array[bad[0]])!r} at index {bad[0]}.")
+        raise ValueError(
+            f"sweep axis {name!r} has a non-finite value {float(array[bad[0]])!r} "
+            f"at index {bad[0]}."
+        )
     return array
 
 
@@ -231,7 +262,9 @@ class Points:
 
     def __init__(self, dim: str = "point", **values):
         if not values:
-            raise ValueError("Points needs at least one parameter, e.g. Points(tau_fast=[0.5, 1.0]).")
+            raise ValueError(
+                "Points needs at least one parameter, e.g. Points(tau_fast=[0.5, 1.0])."
+            )
         self.values = {name: _values(name, v) for name, v in values.items()}
         sizes = {name: v.size for name, v in self.values.items()}
         if len(set(sizes.values())) > 1:
@@ -295,7 +328,10 @@ def Draws(n: int, seed: int, dim: str = "draw", **distributions) -> Points:
     rng = np.random.default_rng(seed)
     for name, distribution in distributions.items():
         if not hasattr(distribution, "draw"):
-            raise ValueError(f"sweep axis {name!r}: {distribution!r} is not a distribution; use Uniform, LogUniform, Multiples or Choice.")
+            raise ValueError(
+                f"sweep axis {name!r}: {distribution!r} is not a distribution; "
+                "use Uniform, LogUniform, Multiples or Choice."
+            )
     return Points(dim, **{name: d.draw(rng, n) for name, d in distributions.items()})
 
 
@@ -315,7 +351,8 @@ def validate(experiment: AbstractExperiment, sweep) -> dict[str, np.ndarray]:
     unknown = [name for name in points if name not in known]
     if unknown:
         raise ValueError(
-            f"unknown sweep parameter(s) {unknown}; the experiment's parameters are {sorted(known)}."
+            f"unknown sweep parameter(s) {unknown}; "
+            f"the experiment's parameters are {sorted(known)}."
         )
     points = {name: np.asarray(v, dtype=float) for name, v in points.items()}
     n = len(next(iter(points.values())))
@@ -339,7 +376,9 @@ def validate(experiment: AbstractExperiment, sweep) -> dict[str, np.ndarray]:
 
 
 def _fingerprint(experiment, sweep, points, chunk) -> str:
-    digest = hashlib.sha256(json.dumps([experiment.config(), sweep.dims, chunk], sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps([experiment.config(), sweep.dims, chunk], sort_keys=True).encode()
+    )
     for name, values in points.items():
         digest.update(name.encode() + values.tobytes())
     return digest.hexdigest()
@@ -358,17 +397,36 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     for name, spec in experiment.outputs().items():
         shape = (n, *(len(coords[d][0]) for d in spec.dims))
         floating = np.issubdtype(spec.dtype, np.floating)
-        values = dask.array.full(shape, np.nan if floating else 0, dtype=spec.dtype, chunks=(chunk, *shape[1:]))
-        data[name] = (("point", *spec.dims), values, {"units": spec.units, "long_name": spec.long_name, **spec.attrs})
+        values = dask.array.full(
+            shape, np.nan if floating else 0, dtype=spec.dtype, chunks=(chunk, *shape[1:])
+        )
+        data[name] = (
+            ("point", *spec.dims),
+            values,
+            {"units": spec.units, "long_name": spec.long_name, **spec.attrs},
+        )
         encoding[name] = {"chunks": (chunk, *shape[1:]), "_FillValue": np.nan if floating else None}
     n_chunks = -(-n // chunk)
-    data["chunk_run"] = ("chunk", np.zeros(n_chunks, np.int16), {"units": "1", "long_name": "run that completed the chunk (0: not yet)"})
+    data["chunk_run"] = (
+        "chunk",
+        np.zeros(n_chunks, np.int16),
+        {"units": "1", "long_name": "run that completed the chunk (0: not yet)"},
+    )
     encoding["chunk_run"] = {"chunks": (1,)}
-    layout = {"kind": "grid" if isinstance(sweep, Grid) else "points", "dims": list(sweep.dims), "shape": list(sweep.shape), "chunk": chunk}
+    layout = {
+        "kind": "grid" if isinstance(sweep, Grid) else "points",
+        "dims": list(sweep.dims),
+        "shape": list(sweep.shape),
+        "chunk": chunk,
+    }
     ds = xr.Dataset(
         data,
         coords={name: (name, values, attrs) for name, (values, attrs) in coords.items()},
-        attrs={"sweep_layout": json.dumps(layout), "sweep_fingerprint": fingerprint, "sweep_runs": 0},
+        attrs={
+            "sweep_layout": json.dumps(layout),
+            "sweep_fingerprint": fingerprint,
+            "sweep_runs": 0,
+        },
     )
     ds.to_zarr(store, mode="w", encoding=encoding, compute=False, consolidated=False)
 
@@ -419,7 +477,9 @@ def open_sweep(store, partial: bool = False) -> xr.Dataset:
 _evaluate = eqx.filter_jit(lambda experiment, points: experiment(points))
 
 
-def _compute(experiment: AbstractExperiment, points: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+def _compute(
+    experiment: AbstractExperiment, points: dict[str, np.ndarray], size: int
+) -> dict[str, np.ndarray]:
     """Outputs of one chunk: the points padded to ``size`` (repeating the last), evaluated by
     the compiled batch function, and trimmed back. Runs wherever the executor puts it."""
     n = len(next(iter(points.values())))
@@ -441,7 +501,15 @@ def _on_dask(client, experiment, jobs, size, retries):
 
     [remote] = client.scatter([experiment], broadcast=True, hash=False)
     futures = {
-        client.submit(_compute, remote, points, size, retries=retries, pure=False, key=f"sweep-chunk-{index}-{os.urandom(4).hex()}"): index
+        client.submit(
+            _compute,
+            remote,
+            points,
+            size,
+            retries=retries,
+            pure=False,
+            key=f"sweep-chunk-{index}-{os.urandom(4).hex()}",
+        ): index
         for index, points in jobs
     }
     try:
@@ -488,7 +556,10 @@ def run(
     else:
         store = pathlib.Path(store)
         if store.exists() and not resume:
-            raise ValueError(f"sweep store {str(store)!r} already exists; resume it (resume=True, --resume) or choose a new path.")
+            raise ValueError(
+                f"sweep store {str(store)!r} already exists; "
+                "resume it (resume=True, --resume) or choose a new path."
+            )
     if isinstance(store, pathlib.Path) and store.exists():
         found = zarr.open_group(store, mode="r").attrs.get("sweep_fingerprint")
         if found != fingerprint:
@@ -554,7 +625,12 @@ def cluster_options(pairs) -> dict:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, cluster: str | None = None, workers: int | None = None, options=None):
+def dask_client(
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    workers: int | None = None,
+    options=None,
+):
     """A ``dask.distributed.Client`` for the duration of the block, or None (in-process): on the
     scheduler at address ``scheduler``; or on a new cluster, ``cluster="local"`` (worker
     processes on this machine) or ``"slurm"`` (``dask_jobqueue.SLURMCluster(**options)``,
@@ -568,7 +644,9 @@ def dask_client(scheduler: str | None = None, cluster: str | None = None, worker
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as error:
-            raise RuntimeError(f"could not reach the Dask scheduler at {scheduler!r}: {error}") from None
+            raise RuntimeError(
+                f"could not reach the Dask scheduler at {scheduler!r}: {error}"
+            ) from None
         with client:
             yield client
         return
@@ -583,7 +661,9 @@ def dask_client(scheduler: str | None = None, cluster: str | None = None, worker
         try:
             from dask_jobqueue import SLURMCluster
         except ImportError:
-            raise RuntimeError("--cluster slurm needs dask-jobqueue: pip install dask-jobqueue.") from None
+            raise RuntimeError(
+                "--cluster slurm needs dask-jobqueue: pip install dask-jobqueue."
+            ) from None
         made = SLURMCluster(**options)
         made.scale(workers or 1)
     else:
@@ -596,9 +676,13 @@ def dask_client(scheduler: str | None = None, cluster: str | None = None, worker
 # Experiment files
 
 
-_EXPERIMENTS = {experiments.SynapseExperiment: SynapseResponse}
 _SWEEP_KEYS = ("chunk", "grid", "points", "random")
-_DISTRIBUTIONS = {"uniform": Uniform, "log_uniform": LogUniform, "multiples": Multiples, "choice": Choice}
+_DISTRIBUTIONS = {
+    "uniform": Uniform,
+    "log_uniform": LogUniform,
+    "multiples": Multiples,
+    "choice": Choice,
+}
 
 
 def _toml_line(key: str, value) -> str:
@@ -645,10 +729,15 @@ def parse_sweep(text: str, source: str = "sweep file"):
         raise ValueError(f"{source} is not valid TOML: {error}") from None
     spec = table.pop("sweep", None)
     if not isinstance(spec, dict):
-        raise ValueError(f"{source} has no [sweep] table; add [sweep.grid], [sweep.points] or [sweep.random].")
+        raise ValueError(
+            f"{source} has no [sweep] table; add [sweep.grid], [sweep.points] or [sweep.random]."
+        )
     config = experiments.parse("\n".join(_toml_line(k, v) for k, v in table.items()), source)
-    if type(config) not in _EXPERIMENTS:
-        raise ValueError(f"{source}: experiments of kind {type(config).__name__} cannot be swept yet.")
+    sweepable = {experiments.SynapseExperiment: SynapseResponse}
+    if type(config) not in sweepable:
+        raise ValueError(
+            f"{source}: experiments of kind {type(config).__name__} cannot be swept yet."
+        )
     unknown = sorted(set(spec) - set(_SWEEP_KEYS))
     kinds = [key for key in ("grid", "points", "random") if key in spec]
     if unknown or len(kinds) != 1:
@@ -665,9 +754,12 @@ def parse_sweep(text: str, source: str = "sweep file"):
     else:
         n, seed = axes.pop("n", None), axes.pop("seed", None)
         if not isinstance(n, int) or not isinstance(seed, int):
-            raise ValueError(f"{source}: [sweep.random] needs integer n and seed, got n = {n!r}, seed = {seed!r}.")
+            raise ValueError(
+                f"{source}: [sweep.random] needs integer n and seed, "
+                f"got n = {n!r}, seed = {seed!r}."
+            )
         sweep = Draws(n, seed, **{name: _distribution(source, name, d) for name, d in axes.items()})
     chunk = spec.get("chunk")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"{source}: [sweep] chunk must be a positive integer, got {chunk!r}.")
-    return _EXPERIMENTS[type(config)](config), sweep, chunk
+    return sweepable[type(config)](config), sweep, chunk

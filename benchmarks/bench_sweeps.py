@@ -25,27 +25,46 @@ def timed(function, *args, **kwargs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
-    parser.add_argument("--protocols", type=int, default=1000, help="random protocols (the figure: 1000)")
+    parser.add_argument(
+        "--protocols", type=int, default=1000, help="random protocols (the figure: 1000)"
+    )
     args = parser.parse_args()
     size = dict(n_protocols=args.protocols, progress=False)
 
     local, local_cold = timed(fig4c.compute, **size)
     _, local_warm = timed(fig4c.compute, **size)
     start = time.perf_counter()
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(args.workers)
             startup = time.perf_counter() - start
             dask, dask_cold = timed(fig4c.compute, client=client, **size)
             _, dask_warm = timed(fig4c.compute, client=client, **size)
-    same = all(np.array_equal(local[name].values, dask[name].values) for name in [*local.data_vars, *local.coords])
+    same = all(
+        np.array_equal(local[name].values, dask[name].values)
+        for name in [*local.data_vars, *local.coords]
+    )
 
-    print(f"Fig. 4C through analysis.sweeps: {local.sizes['protocol']} protocols x {local.sizes['amplitude']} amplitudes")
+    print(
+        f"Fig. 4C through analysis.sweeps: {local.sizes['protocol']} protocols x "
+        f"{local.sizes['amplitude']} amplitudes"
+    )
     print(f"in process (vmap):        cold {local_cold:6.1f} s   warm {local_warm:6.1f} s")
-    print(f"local Dask, {args.workers} workers:    cold {dask_cold:6.1f} s   warm {dask_warm:6.1f} s   (+ cluster start {startup:.1f} s)")
-    print(f"overhead of the Dask path: cold {dask_cold / local_cold - 1:+.0%}, warm {dask_warm / local_warm - 1:+.0%} "
-          f"(target < +20%); with cluster start: {(dask_cold + startup) / local_cold - 1:+.0%}")
-    print(f"datasets identical (bitwise): {same}; full figure under 30 s in process: {'met' if local_cold < 30 else 'NOT met'}")
+    print(
+        f"local Dask, {args.workers} workers:    cold {dask_cold:6.1f} s   warm {dask_warm:6.1f} s"
+        f"   (+ cluster start {startup:.1f} s)"
+    )
+    print(
+        f"overhead of the Dask path: cold {dask_cold / local_cold - 1:+.0%}, "
+        f"warm {dask_warm / local_warm - 1:+.0%} "
+        f"(target < +20%); with cluster start: {(dask_cold + startup) / local_cold - 1:+.0%}"
+    )
+    print(
+        f"datasets identical (bitwise): {same}; full figure under 30 s in process: "
+        f"{'met' if local_cold < 30 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -50,21 +50,29 @@ def reference(experiment, grid):
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         with Client(cluster) as client:
             yield client
 
 
 def test_grid_dataset_has_the_axes_as_dims_and_matches_response_curves(reference, grid):
     ds = reference
-    assert ds.dw.dims == ("tau_fast", "tau_slow", "amplitude") and ds.period.dims == ("tau_fast", "tau_slow")
+    assert ds.dw.dims == ("tau_fast", "tau_slow", "amplitude") and ds.period.dims == (
+        "tau_fast",
+        "tau_slow",
+    )
     np.testing.assert_array_equal(ds.tau_slow.values, grid.axes["tau_slow"])
     assert ds.dw.attrs["units"] == "current x time" and ds.attrs["kernel_timescale"] == 0.05
     assert ds.regime.attrs["flag_meanings"] == "no_update contrastive cancellation"
     point = ds.sel(tau_fast=2.0, tau_slow=15.0)
     direct = response_curves(
-        EColiKernel(0.0, 20.0), DeadZone(SMALL.threshold), P.Sawtooth(2.0, 15.0, -0.5, 0.5),
-        ds.amplitude.values, n_grid=2**10,
+        EColiKernel(0.0, 20.0),
+        DeadZone(SMALL.threshold),
+        P.Sawtooth(2.0, 15.0, -0.5, 0.5),
+        ds.amplitude.values,
+        n_grid=2**10,
     )
     np.testing.assert_allclose(point.dw.values, direct.dw.values, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(point.regime.values, direct.regime.values)
@@ -74,8 +82,12 @@ def test_grid_dataset_has_the_axes_as_dims_and_matches_response_curves(reference
 def test_sweep_compiles_once(experiment):
     first = sweeps.run(experiment, sweeps.Points(tau_fast=[0.5, 0.7, 0.9]), chunk=2, progress=False)
     before = sweeps._evaluate._cached._cache_size()
-    second = sweeps.run(experiment, sweeps.Points(tau_fast=[1.5, 1.7, 1.9]), chunk=2, progress=False)
-    assert sweeps._evaluate._cached._cache_size() == before  # new values, padded last chunk: no retrace
+    second = sweeps.run(
+        experiment, sweeps.Points(tau_fast=[1.5, 1.7, 1.9]), chunk=2, progress=False
+    )
+    assert (
+        sweeps._evaluate._cached._cache_size() == before
+    )  # new values, padded last chunk: no retrace
     assert not np.array_equal(first.dw.values, second.dw.values)
 
 
@@ -87,7 +99,9 @@ def test_draws_are_seeded_and_stored_along_their_dim(experiment):
     assert not np.array_equal(a["tau_slow"], c["tau_slow"])
     assert np.all((a["tau_slow"] >= 5.0) & (a["tau_slow"] < 30.0))
     np.testing.assert_allclose(a["tau_fast"] / 0.1, np.round(a["tau_fast"] / 0.1))
-    ds = sweeps.run(experiment, sweeps.Draws(6, seed=3, dim="protocol", **draws), chunk=4, progress=False)
+    ds = sweeps.run(
+        experiment, sweeps.Draws(6, seed=3, dim="protocol", **draws), chunk=4, progress=False
+    )
     assert ds.dw.dims == ("protocol", "amplitude") and "tau_slow" in ds.data_vars
     np.testing.assert_array_equal(ds.tau_slow.values, a["tau_slow"])
 
@@ -95,9 +109,15 @@ def test_draws_are_seeded_and_stored_along_their_dim(experiment):
 def test_invalid_points_are_rejected_before_any_work(experiment, tmp_path):
     store = tmp_path / "never.zarr"
     bad = sweeps.Grid(tau_fast=[1.0, 2.0, -0.5], tau_slow=[9.0, 12.0])
-    with pytest.raises(ValueError, match=r"sweep point 4 of 6 \(tau_fast=-0.5, tau_slow=9.0\) is invalid: tau_fast must be > 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"sweep point 4 of 6 \(tau_fast=-0.5, tau_slow=9.0\) is invalid: "
+        r"tau_fast must be > 0",
+    ):
         sweeps.run(experiment, bad, store=store, progress=False)
-    with pytest.raises(ValueError, match=r"unknown sweep parameter\(s\) \['tau_fats'\].*'tau_fast'"):
+    with pytest.raises(
+        ValueError, match=r"unknown sweep parameter\(s\) \['tau_fats'\].*'tau_fast'"
+    ):
         sweeps.run(experiment, sweeps.Grid(tau_fats=[1.0]), store=store, progress=False)
     with pytest.raises(ValueError, match="sweep axis 'tau_slow' has a non-finite value nan"):
         sweeps.Grid(tau_slow=[1.0, float("nan")])
@@ -109,11 +129,19 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys):
     path.write_text('kind = "synapse"\n[sweep.grid]\ntau_slow = [9.0, -3.0]\n')
     assert main(["sweep", str(path), "--out", str(tmp_path / "s.zarr"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "sweep point 1 of 2 (tau_slow=-3.0) is invalid: tau_slow must be > 0" in err
+    assert (
+        err.count("\n") == 1
+        and "sweep point 1 of 2 (tau_slow=-3.0) is invalid: tau_slow must be > 0" in err
+    )
     path.write_text('kind = "synapse"\n[sweep]\nchunks = 3\n[sweep.grid]\ntau_slow = [9.0]\n')
     assert main(["sweep", str(path), "--out", str(tmp_path / "s.zarr")]) == 1
-    assert "[sweep] takes exactly one of grid, points, random and optionally chunk; got ['chunks', 'grid']" in capsys.readouterr().err
-    path.write_text('kind = "synapse"\n[sweep.random]\nn = 4\nseed = 1\ntau_slow = {normal = [1, 2]}\n')
+    assert (
+        "[sweep] takes exactly one of grid, points, random and optionally chunk; "
+        "got ['chunks', 'grid']" in capsys.readouterr().err
+    )
+    path.write_text(
+        'kind = "synapse"\n[sweep.random]\nn = 4\nseed = 1\ntau_slow = {normal = [1, 2]}\n'
+    )
     assert main(["sweep", str(path), "--out", str(tmp_path / "s.zarr")]) == 1
     assert "random axis 'tau_slow' must be one of" in capsys.readouterr().err
     assert not (tmp_path / "s.zarr").exists()
@@ -123,10 +151,13 @@ def test_sweep_file_grid_matches_python(experiment, tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text(
         'kind = "synapse"\nname = "g"\namplitude_stop = 100.0\nn_amplitudes = 40\n'
-        "[sweep]\nchunk = 3\n[sweep.grid]\ntau_fast = {start = 0.5, stop = 2.0, num = 3, log = true}\ntau_slow = [9.0, 20.0]\n"
+        "[sweep]\nchunk = 3\n[sweep.grid]\n"
+        "tau_fast = {start = 0.5, stop = 2.0, num = 3, log = true}\ntau_slow = [9.0, 20.0]\n"
     )
     parsed, grid, chunk = sweeps.parse_sweep(path.read_text())
-    assert chunk == 3 and parsed.config_ == SMALL.__class__(name="g", amplitude_stop=100.0, n_amplitudes=40)
+    assert chunk == 3 and parsed.config_ == SMALL.__class__(
+        name="g", amplitude_stop=100.0, n_amplitudes=40
+    )
     np.testing.assert_allclose(grid.axes["tau_fast"], [0.5, 1.0, 2.0])
     assert main(["sweep", str(path), "--out", str(tmp_path / "g.nc"), "--quiet"]) == 0
     with xr.open_dataset(tmp_path / "g.nc") as ds:
@@ -134,7 +165,9 @@ def test_sweep_file_grid_matches_python(experiment, tmp_path):
 
 
 def test_dask_cluster_gives_the_same_dataset(experiment, grid, reference, client, tmp_path):
-    ds = sweeps.run(experiment, grid, chunk=2, client=client, store=tmp_path / "dask.zarr", progress=False)
+    ds = sweeps.run(
+        experiment, grid, chunk=2, client=client, store=tmp_path / "dask.zarr", progress=False
+    )
     assert_same(ds, reference)
     assert_same(sweeps.open_sweep(tmp_path / "dask.zarr"), reference.drop_attrs())
     assert np.all(sweeps.chunk_runs(tmp_path / "dask.zarr") == 1)
@@ -147,7 +180,11 @@ def test_killed_worker_loses_nothing(client, tmp_path):
 
     class KillOnChunk(WorkerPlugin):  # defined here so that it is pickled by value
         def transition(self, key, start, finish, **kwargs):
-            if finish == "executing" and str(key).startswith("sweep-chunk-3-") and not marker.exists():
+            if (
+                finish == "executing"
+                and str(key).startswith("sweep-chunk-3-")
+                and not marker.exists()
+            ):
                 marker.write_text(str(os.getpid()))
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -157,7 +194,9 @@ def test_killed_worker_loses_nothing(client, tmp_path):
     pids = set(client.run(os.getpid).values())
     client.register_plugin(KillOnChunk(), name="kill-on-chunk")
     try:
-        ds = sweeps.run(experiment, points, chunk=2, client=client, store=tmp_path / "s.zarr", progress=False)
+        ds = sweeps.run(
+            experiment, points, chunk=2, client=client, store=tmp_path / "s.zarr", progress=False
+        )
     finally:
         client.unregister_worker_plugin("kill-on-chunk")
     assert int(marker.read_text()) in pids  # a worker process really died mid-chunk
@@ -177,10 +216,20 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
     path.write_text(
         'kind = "synapse"\nname = "resume"\nn_amplitudes = 100\n'
         "[sweep]\nchunk = 2\n[sweep.points]\n"
-        f"tau_fast = {np.linspace(0.5, 3.0, 160).tolist()}\ntau_slow = {np.linspace(5.0, 40.0, 160).tolist()}\n"
+        f"tau_fast = {np.linspace(0.5, 3.0, 160).tolist()}\n"
+        f"tau_slow = {np.linspace(5.0, 40.0, 160).tolist()}\n"
     )
     store = tmp_path / "s.zarr"
-    command = [sys.executable, "-m", "synapse_dyn.cli", "sweep", str(path), "--out", str(store), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "synapse_dyn.cli",
+        "sweep",
+        str(path),
+        "--out",
+        str(store),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
