@@ -90,7 +90,8 @@ def _sweep(args) -> None:
     already = int((sweeps.chunk_runs(store) > 0).sum()) if args.resume and out.exists() else 0
     with _client(args) as client:
         where = "in this process" if client is None else f"on Dask ({client.scheduler.address})"
-        print(f"sweeping {experiment.config_.name!r}: {' x '.join(map(str, sweep.shape))} points {where} -> {out}")
+        shape = " x ".join(map(str, sweep.shape))
+        print(f"sweeping {experiment.config_.name!r}: {shape} points {where} -> {out}")
         ds = sweeps.run(
             experiment, sweep, chunk=args.chunk or chunk, store=store, resume=args.resume,
             client=client, progress=not args.quiet, title=f"sweep of {experiment.config_.name}",
@@ -99,17 +100,20 @@ def _sweep(args) -> None:
         write_dataset(ds, out)
     else:
         total = sweeps.chunk_runs(store).size
-        print(f"  {total - already} of {total} chunks computed by this run, {already} were in the store")
+        print(f"  {total - already} of {total} chunks computed by this run, {already} were stored")
     print(f"wrote {out}: {dict(ds.sizes)}")
 
 
 def _add_cluster_options(command) -> None:
-    command.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS")
-    command.add_argument("--cluster", choices=("local", "slurm"), help="start a Dask cluster: local processes or SLURM jobs")
-    command.add_argument("--workers", type=int, help="workers of the started cluster (local: one per core)")
+    command.add_argument("--scheduler", metavar="ADDRESS", help="use the Dask scheduler at ADDRESS")
+    command.add_argument(
+        "--cluster", choices=("local", "slurm"), help="start a Dask cluster (processes or SLURM)"
+    )
+    command.add_argument("--workers", type=int, help="workers of a started cluster (local: cores)")
     command.add_argument(
         "--cluster-option", action="append", metavar="KEY=VALUE",
-        help="option of the started cluster, repeatable (slurm: cores=4, memory=16GB, queue=..., account=..., walltime=...)",
+        help="option of the started cluster, repeatable "
+        "(slurm: cores=4, memory=16GB, queue=..., account=..., walltime=...)",
     )
 
 
@@ -131,10 +135,12 @@ def parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="document the keys of experiment files")
     keys.add_argument("kind", nargs="?")
     keys.set_defaults(action=_keys)
-    sweep = commands.add_parser("sweep", help="run the [sweep] of an experiment file into a zarr store")
+    sweep = commands.add_parser("sweep", help="run an experiment file's [sweep] into a zarr store")
     sweep.add_argument("file", help="experiment TOML file with a [sweep] table")
-    sweep.add_argument("--out", help="zarr store (resumable) or .nc file (default: sweeps/NAME.zarr)")
-    sweep.add_argument("--resume", action="store_true", help="complete an interrupted store: compute only its missing chunks")
+    sweep.add_argument("--out", help="zarr store (resumable) or .nc (default: sweeps/NAME.zarr)")
+    sweep.add_argument(
+        "--resume", action="store_true", help="complete a store: compute only its missing chunks"
+    )
     sweep.add_argument("--chunk", type=int, help="points per chunk (overrides the file)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_cluster_options(sweep)

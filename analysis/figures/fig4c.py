@@ -27,12 +27,17 @@ def compute(
     resume: bool = False,
 ):
     """Random protocols through the sweep machinery (``analysis.sweeps``): in this process,
-    or on a Dask ``client``; ``store`` (a zarr path) keeps finished chunks, ``resume`` reuses them."""
+    or on a Dask ``client``; ``store`` (a zarr path) keeps finished chunks, ``resume`` reuses
+    them."""
     n = n_protocols or (60 if quick else 1000)
     n_amplitudes = 400
     tau_fast, tau_slow = random_protocols(n, 0.1, 50, seed=4)
-    synapse = SynapseExperiment(tau_kernel=TAU_K, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=n_amplitudes)
-    protocols = sweeps.Points("protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow)
+    synapse = SynapseExperiment(
+        tau_kernel=TAU_K, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=n_amplitudes
+    )
+    protocols = sweeps.Points(
+        "protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow
+    )
     curves = sweeps.run(
         sweeps.SynapseResponse(synapse, n_grid=2**13 if quick else 2**15),
         protocols,

@@ -32,9 +32,15 @@ def compute(
         tau_fast, tau_slow = random_protocols(40 if quick else 500, 0.2, 25, seed=5)
     tau_fast, tau_slow = np.broadcast_arrays(np.asarray(tau_fast, float), np.asarray(tau_slow, float))
     synapse = SynapseExperiment(
-        tau_kernel=TAU_K, kernel_area=AREA, mean_current=MEAN, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=400
+        tau_kernel=TAU_K,
+        kernel_area=AREA,
+        mean_current=MEAN,
+        amplitude_stop=0.75 * AMPLITUDE_MAX,
+        n_amplitudes=400,
     )
-    protocols = sweeps.Points("protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow)
+    protocols = sweeps.Points(
+        "protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow
+    )
     curves = sweeps.run(
         sweeps.SynapseResponse(synapse, n_grid=2**13 if quick else 2**15),
         protocols,
