@@ -29,11 +29,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from protocols import AbstractProtocol
 from synapse_dyn._checks import concrete, require_finite, require_in_range
 
+from .synapses.cycle import propagate_linear
 from .synapses.memory import Synapse
 
 
@@ -89,8 +91,9 @@ class _SynapseField(eqx.Module):
         return memory.vector_field(z, s), velocity
 
 
-class _NetworkField(eqx.Module):
-    """d(x, z, w)/dt of a network whose synapses learn by TCL (module docstring)."""
+class _Relaxation(eqx.Module):
+    """d(x, z, w)/dt of a network relaxing at its own speed while its synapses learn by TCL
+    (``mode="relaxation"``, EP nudge)."""
 
     synapse: Synapse
     protocol: AbstractProtocol
@@ -98,50 +101,42 @@ class _NetworkField(eqx.Module):
     rule: eqx.Module
     schedule: Schedule
     signs: Float[Array, " cycles"]
-    relaxing: bool = eqx.field(static=True)
-
-    def strength(self, t):
-        """(b(t), eps_k b): the perturbation strength now and its signed cycle amplitude."""
-        cycle = jnp.floor(t / self.protocol.period).astype(int)
-        signed = self.signs[jnp.minimum(cycle, self.signs.shape[0] - 1)] * self.rule.strength
-        return signed * self.protocol(t), signed
-
-    def perturbed(self, t, w):
-        """Quasi-static network states of the batch: the perturbed equilibria at b(t)."""
-        inputs, targets = self.schedule.at(t, self.protocol.period)
-        b, _ = self.strength(t)
-
-        def one(inputs, target):
-            free = self.network.equilibrium(w, inputs)
-            return self.rule.perturb(self.network, w, inputs, target, free, b)
-
-        return jax.vmap(one)(inputs, targets)
-
-    def current(self, t, x, w):
-        """Batch mean of the local currents s = dE/dw at the states x."""
-        inputs, _ = self.schedule.at(t, self.protocol.period)
-        per_sample = jax.vmap(lambda x_, i: self.network.synaptic_current(x_, w, i))(x, inputs)
-        return jax.tree.map(lambda s: jnp.mean(s, axis=0), per_sample)
-
-    def relaxation(self, t, x, w):
-        """dx/dt = -dF/dx / tau_network for every sample of the batch (EP nudge b(t))."""
-        from synapse_dyn.networks import SoftNudge
-
-        inputs, targets = self.schedule.at(t, self.protocol.period)
-        b, _ = self.strength(t)
-        field = lambda x_, i, y: self.network.vector_field(t, x_, (w, i, SoftNudge(b, y, self.rule.cost)))  # noqa: E731
-        return jax.vmap(field)(x, inputs, targets)
 
     def __call__(self, t, state, args):
+        from synapse_dyn.networks import SoftNudge
+
         x, z, w = state
-        s = self.current(t, x if self.relaxing else self.perturbed(t, w), w)
+        period = self.protocol.period
+        cycle = jnp.floor(t / period).astype(int)
+        signed = self.signs[jnp.minimum(cycle, self.signs.shape[0] - 1)] * self.rule.strength
+        inputs, targets = self.schedule.at(t, period)
+        s = _batch_current(self.network, x, w, inputs)
         memory, g, rate = self.synapse.memory, self.synapse.nonlinearity, self.synapse.learning_rate
-        _, signed = self.strength(t)
         dz = jax.tree.map(memory.vector_field, z, s)
         dw = jax.tree.map(lambda z_, s_: -rate * g(memory.output(z_, s_)) / signed, z, s)
-        dx = self.relaxation(t, x, w) if self.relaxing else None
+        nudge = lambda y: SoftNudge(signed * self.protocol(t), y, self.rule.cost)  # noqa: E731
+        dx = jax.vmap(lambda x_, i, y: self.network.vector_field(t, x_, (w, i, nudge(y))))(x, inputs, targets)
         return dx, dz, dw
 
+
+def _batch_current(network, x, w, inputs):
+    """Batch mean of the local currents s = dE/dw at the states x."""
+    per_sample = jax.vmap(lambda x_, i: network.synaptic_current(x_, w, i))(x, inputs)
+    return jax.tree.map(lambda s: jnp.mean(s, axis=0), per_sample)
+
+
+class TCLRun(eqx.Module):
+    """Result of a network-level ``simulate``: per-cycle records (free-state statistics of
+    the cycle's batch with the parameters at the start of the cycle) and the final state
+    ``(x, z, w)`` (x is None when quasi-static), which ``simulate(state0=...)`` resumes from."""
+
+    cycle_start: Float[Array, " cycles"]
+    loss: Float[Array, " cycles"]
+    accuracy: Float[Array, " cycles"]
+    energy: Float[Array, " cycles"]
+    parameter_norm: Float[Array, " cycles"]
+    state: tuple
+    t1: float
 
 def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
     """eps_k per cycle: +1 (positive), -1 (negative) or a seeded random sign (random)."""
@@ -167,48 +162,65 @@ def simulate(
     rule: eqx.Module | None = None,
     schedule: Schedule | None = None,
     w0: PyTree[ArrayLike] = 0.0,
+    state0: tuple | None = None,
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
     seed: int = 0,
+    levels: int = 9,
+    substeps: int = 24,
     saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     max_steps: int = 1_000_000,
-) -> diffrax.Solution:
-    """Integrate memory and weights (and, in relaxation mode, the network state) from ``t0``
-    to ``t1`` under ``protocol`` (module docstring for the equations).
+    progress: bool = False,
+):
+    """Integrate a learning system from ``t0`` to ``t1`` under ``protocol`` (module docstring
+    for the equations).
 
-    Synapse level: leave ``network`` out; ``w0`` is the initial weight. Network level: give
-    ``network``, ``rule`` (``rules.EP`` or ``rules.CpL`` with variant positive, negative or
-    random), ``schedule`` and the initial parameters ``w0``; the protocol must be periodic
-    with values in [0, 1].
+    Synapse level (no ``network``): returns the diffrax solution, ``ys = (z, w)`` at
+    ``saveat`` (an array of times, a ``diffrax.SaveAt``, or None for the end point), ``w0``
+    the initial weight. The protocol's corners are declared to the step-size controller.
 
-    ``saveat``: an array of times, a ``diffrax.SaveAt``, or None for the end point only.
-    The protocol's corners (and the schedule's blend points) are declared to the step-size
-    controller. Returns the diffrax solution: ``ys = (z, w)`` at synapse level,
-    ``(x, z, w)`` at network level (x is None when quasi-static). Raises
-    ``SimulationError`` if the solver fails.
+    Network level: give ``network``, ``rule`` (``rules.EP`` or ``rules.CpL``, variant
+    positive, negative or random), ``schedule`` and the initial parameters ``w0`` (or
+    ``state0`` from a previous run, to resume); the protocol must be periodic with values in
+    [0, 1] and [t0, t1] a whole number of cycles. Returns a ``TCLRun``.
+
+    * ``mode="quasistatic"``: the network sits at its perturbed equilibrium; it is solved at
+      ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
+      between them, and the linear memory is propagated exactly (matrix exponentials), the
+      weights integrating g(u) on ``substeps`` points per piece. Parameters are projected
+      onto their physical range after every cycle.
+    * ``mode="relaxation"``: the network state is an ODE variable too,
+      dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
+
+    Raises ``SimulationError`` if the solver fails or a state becomes non-finite.
     """
     t0_value, t1_value = concrete(t0), concrete(t1)
     if t0_value is not None and t1_value is not None and not t1_value > t0_value:
         raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")
+    as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
+    # Python floats in the modules become arrays, so new parameter values reuse the
+    # compiled solve instead of tracing it again.
+    synapse = as_arrays(synapse)
+    if network is not None:
+        return _simulate_network(
+            synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps,
+            float(t0), float(t1), solver, rtol, atol, max_steps, progress,
+        )
+    protocol = as_arrays(protocol)
     if saveat is None:
         saveat = diffrax.SaveAt(t1=True)
     elif not isinstance(saveat, diffrax.SaveAt):
         saveat = diffrax.SaveAt(ts=jnp.asarray(saveat, dtype=float))
-    as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
-    # Python floats in the modules become arrays, so new parameter values reuse the
-    # compiled solve instead of tracing it again.
-    synapse, protocol = as_arrays(synapse), as_arrays(protocol)
-    step_ts = protocol.breakpoints(float(t0), float(t1))
-    if network is None:
-        require_finite("w0", w0)
-        w0 = jnp.asarray(w0, dtype=float)
-        field = _SynapseField(synapse, protocol)
-        y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
-    else:
-        field, y0, blend_ts = _network_problem(synapse, protocol, network, rule, schedule, w0, mode, seed, t0, t1)
-        step_ts = np.union1d(step_ts, blend_ts)
+    require_finite("w0", w0)
+    w0 = jnp.asarray(w0, dtype=float)
+    y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
+    return _solve(_SynapseField(synapse, protocol), y0, protocol, t0, t1, saveat, solver or diffrax.Tsit5(), rtol, atol, max_steps)
+
+
+def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, extra_steps=()):
+    step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol),
         step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
@@ -216,7 +228,7 @@ def simulate(
     )
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        solver or diffrax.Tsit5(),
+        solver,
         t0=t0,
         t1=t1,
         dt0=None,
@@ -230,9 +242,9 @@ def simulate(
     return solution
 
 
-def _network_problem(synapse, protocol, network, rule, schedule, w0, mode, seed, t0, t1):
-    """The vector field, initial state and blend times of a network-level simulation."""
+def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress):
     from synapse_dyn.rules import AbstractContrastiveRule, CpL
+    from synapse_dyn.synapses import AbstractLinearMemory
 
     if not isinstance(rule, AbstractContrastiveRule):
         raise ValueError(f"rule must be rules.EP or rules.CpL for a TCL simulation, got {type(rule).__name__}.")
@@ -242,21 +254,147 @@ def _network_problem(synapse, protocol, network, rule, schedule, w0, mode, seed,
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if mode == "relaxation" and isinstance(rule, CpL):
         raise ValueError("the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning.")
+    if mode == "quasistatic" and not isinstance(synapse.memory, AbstractLinearMemory):
+        raise ValueError(f"the quasi-static mode propagates linear memory exactly; {type(synapse.memory).__name__} needs mode='relaxation'.")
     if protocol.period is None:
         raise ValueError("the nudge protocol must be periodic (one cycle per mini-batch).")
-    network.check_inputs(schedule.inputs, "schedule inputs")
-    network.check_parameters(w0)
     period = float(protocol.period)
-    n_cycles = int(np.ceil((float(t1) - float(t0)) / period)) + 1
-    signs = jnp.asarray(cycle_signs(rule.variant, n_cycles, seed))
-    field = _NetworkField(synapse, protocol, network, rule, schedule, signs, mode == "relaxation")
-    w0 = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), w0)
-    x0 = field.perturbed(t0, w0)
-    s0 = field.current(t0, x0, w0)
-    z0 = jax.tree.map(synapse.memory.steady_state, s0)
-    blend_ts = period * (np.arange(n_cycles) + 1 - schedule.blend)
-    blend_ts = blend_ts[(blend_ts > float(t0)) & (blend_ts < float(t1))]
-    return field, (x0 if mode == "relaxation" else None, z0, w0), blend_ts
+    n_cycles = (t1 - t0) / period
+    first = t0 / period
+    if abs(n_cycles - round(n_cycles)) > 1e-9 or abs(first - round(first)) > 1e-9:
+        raise ValueError(
+            f"a network simulation runs whole protocol cycles: t0 = {t0} and t1 = {t1} must be "
+            f"multiples of the period {period}."
+        )
+    n_cycles, first = int(round(n_cycles)), int(round(first))
+    network.check_inputs(schedule.inputs, "schedule inputs")
+    w_start = state0[-1] if state0 is not None else w0
+    network.check_parameters(w_start)
+    signs = jnp.asarray(cycle_signs(rule.variant, first + n_cycles, seed))
+    w_start = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), w_start)
+    if mode == "relaxation":
+        return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps)
+    return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress)
+
+
+def _record(network, rule, w, inputs, targets, free):
+    """Free-state loss, accuracy, energy (batch means) and parameter norm."""
+    outputs = jax.vmap(network.output)(free)
+    loss = jax.vmap(rule.cost)(outputs, targets)
+    correct = jnp.argmax(outputs, axis=-1) == jnp.argmax(targets, axis=-1)
+    energy = jax.vmap(lambda x, i: network.energy(x, w, i))(free, inputs)
+    norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(w)))
+    return jnp.stack([jnp.mean(loss), jnp.mean(correct), jnp.mean(energy), norm])
+
+
+def _knots(protocol: AbstractProtocol, levels: int, blend: float):
+    """Times within one cycle where the current is known (corners, crossings of the nudge
+    levels, the blend start), the protocol value there, the matrix that interpolates the
+    level currents onto them, and the blend weight."""
+    period = float(protocol.period)
+    corners = np.unique(np.concatenate([protocol.corners(), [0.0], [(1 - blend) * period] if blend > 0 else []]))
+    corners = np.append(corners[(corners >= 0) & (corners < period)], period)
+    grid = np.linspace(0.0, 1.0, levels)
+    times, values = [], []
+    for a, b in zip(corners[:-1], corners[1:], strict=True):
+        start = float(protocol(a))
+        end = 2 * float(protocol((a + b) / 2)) - start  # left limit at b (segments are linear)
+        crossing = (grid - start) * (grid - end) < 0
+        inner = a + (grid[crossing] - start) / (end - start) * (b - a) if crossing.any() else np.empty(0)
+        times.extend([a, *np.sort(inner), b])
+        values.extend([start, *np.interp(np.sort(inner), [a, b], [start, end]), end])
+    values = np.asarray(values)
+    if values.min() < -1e-12 or values.max() > 1 + 1e-12:
+        raise ValueError(f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, {values.max():.3g}]; scale it.")
+    weights = np.clip(1 - np.abs(values[:, None] - grid[None, :]) * (levels - 1), 0.0, 1.0)
+    ramp = np.clip((np.asarray(times) / period - (1 - blend)) / blend, 0.0, 1.0) if blend > 0 else np.zeros(len(times))
+    return np.asarray(times), weights, ramp
+
+
+@eqx.filter_jit
+def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution):
+    times, weights, ramp = knots
+    levels = weights.shape[1]
+    memory, g, rate = synapse.memory, synapse.nonlinearity, synapse.learning_rate
+
+    def equilibria(w, inputs):
+        return jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+
+    def cycle(carry, k):
+        z, w, free = carry
+        inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
+        following = schedule.inputs[schedule.rows(k + 1)]
+        signed = signs[k] * rule.strength
+        nudged = jax.vmap(
+            lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(inputs, targets, free)
+        )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
+        currents = [_batch_current(network, free, w, inputs)]
+        currents += [_batch_current(network, jax.tree.map(lambda a: a[l], nudged), w, inputs) for l in range(levels - 1)]
+        free_next = equilibria(w, following)
+        switch = jax.tree.map(jnp.subtract, _batch_current(network, free_next, w, following), currents[0])
+        stacked = jax.tree.map(lambda *s: jnp.stack(s), *currents)
+        knot_values = jax.tree.map(
+            lambda s, d: jnp.tensordot(weights, s, axes=1) + jnp.einsum("k,...->k...", ramp, d), stacked, switch
+        )
+        propagated = jax.tree.map(lambda z_, v: propagate_linear(memory, g, z_, times, v, resolution, substeps), z, knot_values, is_leaf=lambda x: isinstance(x, jax.Array))
+        z_new = jax.tree.map(lambda p: p[0], propagated, is_leaf=lambda x: isinstance(x, tuple))
+        integral = jax.tree.map(lambda p: p[1], propagated, is_leaf=lambda x: isinstance(x, tuple))
+        w_new = network.project(jax.tree.map(lambda w_, i: w_ - rate * i / signed, w, integral))
+        record = _record(network, rule, w, inputs, targets, free)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves((z_new, w_new))]))
+        w_new = eqx.error_if(w_new, ~finite, "TCL simulation: a memory or parameter became non-finite")
+        return (z_new, w_new, free_next), record
+
+    return jax.lax.scan(cycle, carry, cycles)
+
+
+def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, levels, substeps, progress, chunk=25):
+    period = float(protocol.period)
+    knots = tuple(jnp.asarray(a) for a in _knots(protocol, levels, schedule.blend))
+    resolution = synapse.memory.kernel().timescale / 8
+    inputs = schedule.inputs[schedule.rows(first)]
+    free = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+    if state0 is None:
+        s0 = _batch_current(network, free, w, inputs)
+        z = jax.tree.map(synapse.memory.steady_state, s0)
+    else:
+        z = state0[1]
+    carry, records = (z, w, free), []
+    starts = range(first, first + n_cycles, chunk)
+    for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
+        cycles = jnp.arange(start, min(start + chunk, first + n_cycles))
+        carry, record = _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution)
+        records.append(np.asarray(record))
+    record = np.concatenate(records)
+    z, w, _ = carry
+    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (None, z, w), period * (first + n_cycles))
+
+
+def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps):
+    period = float(protocol.period)
+    t0, t1 = first * period, (first + n_cycles) * period
+    if state0 is None:
+        inputs = schedule.inputs[schedule.rows(first)]
+        x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+        z = jax.tree.map(synapse.memory.steady_state, _batch_current(network, x, w, inputs))
+    else:
+        x, z, _ = state0
+    field = _Relaxation(synapse, jax.tree.map(lambda a: jnp.asarray(a, dtype=float), protocol), network, rule, schedule, signs)
+    starts = period * np.arange(first, first + n_cycles + 1)
+    blend = period * (np.arange(first, first + n_cycles) + 1 - schedule.blend)
+    solution = _solve(
+        field, (x, z, w), protocol, t0, t1, diffrax.SaveAt(ts=jnp.asarray(starts)), solver or diffrax.Kvaerno5(),
+        rtol, atol, max_steps, extra_steps=blend,
+    )
+    xs, zs, ws = solution.ys
+    records = []
+    for k in range(n_cycles):
+        rows = schedule.rows(first + k)
+        w_k = jax.tree.map(lambda a: a[k], ws)
+        free = jax.vmap(lambda i: network.equilibrium(w_k, i))(schedule.inputs[rows])
+        records.append(np.asarray(_record(network, rule, w_k, schedule.inputs[rows], schedule.targets[rows], free)))
+    final = jax.tree.map(lambda a: a[-1], (xs, zs, ws))
+    return TCLRun(starts[:-1], *np.stack(records).T, final, t1)
 
 
 def _or_none(times):

@@ -26,7 +26,7 @@ from protocols import AbstractProtocol, Sawtooth, sample
 from synapse_dyn._checks import concrete, require_finite, require_nonempty, require_positive
 
 from .kernels import AbstractKernel
-from .memory import Synapse
+from .memory import AbstractLinearMemory, Synapse
 from .nonlinearities import AbstractNonlinearity
 
 
@@ -170,3 +170,58 @@ def cycle_update_ode(
     )
     weights = solution.ys[1]
     return -(weights[1] - weights[0]) / synapse.learning_rate
+
+
+def propagate_linear(
+    memory: AbstractLinearMemory,
+    nonlinearity: AbstractNonlinearity,
+    z0: Float[Array, "... n"],
+    times: Float[Array, " k"],
+    values: Float[Array, "k ..."],
+    resolution: float,
+    substeps: int = 24,
+) -> tuple[Float[Array, "... n"], Float[Array, "..."]]:
+    """Exact propagation of a linear memory, dz/dt = M z + b (s - u0), through a current s
+    that is piecewise linear between (times[j], values[j]) (equal times make a jump), and
+    the integral of g(u) over [times[0], times[-1]].
+
+    Each piece is cut into ``substeps`` intervals, geometrically graded from ``resolution``
+    (a fraction of the memory's time scale, where the transient after a corner lives) up to
+    the piece length, and each interval is one matrix exponential of the augmented system
+    d(z, s, s')/dt = (M z + b s, s', 0): the memory has no discretisation error and g(u) is
+    integrated by the trapezoid rule on the graded points. Returns (z at times[-1], integral).
+    """
+    matrix, b, c, d = memory.state_space()
+    n = matrix.shape[0]
+    augmented = jnp.zeros((n + 2, n + 2)).at[:n, :n].set(matrix).at[:n, n].set(b).at[n, n + 1].set(1.0)
+    lengths = jnp.diff(times)
+    smallest = jnp.clip(resolution / jnp.where(lengths > 0, lengths, 1.0), 1e-12, 1.0 / substeps)
+    nodes = jnp.concatenate(
+        [jnp.zeros((lengths.shape[0], 1)), smallest[:, None] ** (1 - jnp.arange(substeps) / (substeps - 1))[None, :]], axis=1
+    )
+    steps = lengths[:, None] * jnp.diff(nodes, axis=1)  # (pieces, substeps)
+    propagators = jax.vmap(jax.vmap(lambda h: jax.scipy.linalg.expm(augmented * h)))(steps)
+    expand = (-1,) + (1,) * (values.ndim - 1)
+    safe = jnp.where(lengths > 0, lengths, 1.0).reshape(expand)
+    slopes = jnp.where((lengths > 0).reshape(expand), jnp.diff(values, axis=0) / safe, 0.0)
+
+    def output(y):
+        return y[..., :n] @ c + d * y[..., n]
+
+    def substep(state, inputs):
+        y, total = state
+        propagator, step = inputs
+        following = y @ propagator.T
+        total = total + 0.5 * step * (nonlinearity(output(y)) + nonlinearity(output(following)))
+        return (following, total), None
+
+    def piece(carry, inputs):
+        z, total = carry
+        propagator, step, start, slope = inputs
+        y = jnp.concatenate([z, (start - memory.setpoint)[..., None], slope[..., None]], axis=-1)
+        (y, total), _ = jax.lax.scan(substep, (y, total), (propagator, step))
+        return (y[..., :n], total), None
+
+    total0 = jnp.zeros(values.shape[1:])
+    (z, total), _ = jax.lax.scan(piece, (z0, total0), (propagators, steps, values[:-1], slopes))
+    return z, total
