@@ -252,3 +252,19 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
     experiment, points, chunk = sweeps.parse_sweep(path.read_text())
     uninterrupted = sweeps.run(experiment, points, chunk=chunk, progress=False)
     assert_same(sweeps.open_sweep(store), uninterrupted.drop_attrs())
+
+
+def test_cluster_options_and_figure_on_a_scheduler(client, tmp_path, capsys):
+    options = sweeps.cluster_options(
+        ["cores=4", "memory=16GB", 'job_extra_directives=["--gres=gpu:1"]']
+    )
+    assert options == {"cores": 4, "memory": "16GB", "job_extra_directives": ["--gres=gpu:1"]}
+    with pytest.raises(ValueError, match="must look like KEY=VALUE"):
+        sweeps.cluster_options(["cores"])
+    address = client.scheduler.address
+    assert main(["figure", "fig6b", "--quick", "--scheduler", address, "--out", str(tmp_path)]) == 1
+    assert "figure fig6b does not run on Dask" in capsys.readouterr().err
+    args = ["figure", "fig5c", "--quick", "--quiet", "--scheduler", address, "--out", str(tmp_path)]
+    assert main(args) == 0
+    with xr.open_dataset(tmp_path / "fig5c.nc") as ds:
+        assert ds.sizes["protocol"] == 40 and np.all(ds.contrastive_slope.notnull())
