@@ -217,6 +217,19 @@ class SynapseResponse(AbstractExperiment):
         return 16 * self.n_grid * 8 + 4 * self.amplitudes.size * 8
 
 
+def protocol_curves(
+    synapse, tau_fast, tau_slow, amplitude_max: float, n_grid: int, **options
+) -> xr.Dataset:
+    """Response curves of ``synapse`` (a ``SynapseExperiment``) along a ``protocol`` dim, one
+    per sawtooth (tau_fast[i], tau_slow[i]) with threshold amplitude_max / tau_slow[i] (so
+    cancellation starts near amplitude_max), in chunks of 50: the scan of Figs. 4C and 5C.
+    ``options`` go to ``run`` (client, store, resume, progress, title)."""
+    protocols = Points(
+        "protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=amplitude_max / tau_slow
+    )
+    return run(SynapseResponse(synapse, n_grid=n_grid), protocols, chunk=50, **options)
+
+
 # ---------------------------------------------------------------------------------------------
 # What to sweep
 

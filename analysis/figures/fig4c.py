@@ -35,18 +35,10 @@ def compute(
     synapse = SynapseExperiment(
         tau_kernel=TAU_K, amplitude_stop=0.75 * AMPLITUDE_MAX, n_amplitudes=n_amplitudes
     )
-    protocols = sweeps.Points(
-        "protocol", tau_fast=tau_fast, tau_slow=tau_slow, threshold=AMPLITUDE_MAX / tau_slow
-    )
-    curves = sweeps.run(
-        sweeps.SynapseResponse(synapse, n_grid=2**13 if quick else 2**15),
-        protocols,
-        chunk=50,
-        store=store,
-        resume=resume,
-        client=client,
-        progress=progress,
-        title="fig4c protocols",
+    n_grid = 2**13 if quick else 2**15
+    options = dict(client=client, store=store, resume=resume, progress=progress)
+    curves = sweeps.protocol_curves(
+        synapse, tau_fast, tau_slow, AMPLITUDE_MAX, n_grid, title="fig4c protocols", **options
     )
     ds = learning_range(curves, AMPLITUDE_MAX)
     config = {"figure": "fig4c", "n_protocols": n, "n_amplitudes": n_amplitudes, "tau_kernel": TAU_K, "seed": 4}
