@@ -86,9 +86,7 @@ class _SynapseField(eqx.Module):
     def __call__(self, t, state, args):
         z, _ = state
         s = self.protocol(t)
-        memory = self.synapse.memory
-        velocity = -self.synapse.learning_rate * self.synapse.nonlinearity(memory.output(z, s))
-        return memory.vector_field(z, s), velocity
+        return self.synapse.memory.vector_field(z, s), self.synapse.velocity(z, s)
 
 
 class _Relaxation(eqx.Module):
@@ -111,12 +109,34 @@ class _Relaxation(eqx.Module):
         signed = self.signs[jnp.minimum(cycle, self.signs.shape[0] - 1)] * self.rule.strength
         inputs, targets = self.schedule.at(t, period)
         s = _batch_current(self.network, x, w, inputs)
-        memory, g, rate = self.synapse.memory, self.synapse.nonlinearity, self.synapse.learning_rate
-        dz = jax.tree.map(memory.vector_field, z, s)
-        dw = jax.tree.map(lambda z_, s_: -rate * g(memory.output(z_, s_)) / signed, z, s)
+        dz = _each(lambda syn, z_, s_: syn.memory.vector_field(z_, s_), self.synapse, z, s)
+        dw = _each(lambda syn, z_, s_: syn.velocity(z_, s_) / signed, self.synapse, z, s)
         nudge = lambda y: SoftNudge(signed * self.protocol(t), y, self.rule.cost)  # noqa: E731
         dx = jax.vmap(lambda x_, i, y: self.network.vector_field(t, x_, (w, i, nudge(y))))(x, inputs, targets)
         return dx, dz, dw
+
+
+def _is_synapse(node) -> bool:
+    return isinstance(node, Synapse)
+
+
+def _each(function, synapses, *trees):
+    """``function(synapse, *leaves)`` for every parameter leaf and its own synapse."""
+    return jax.tree.map(function, synapses, *trees, is_leaf=_is_synapse)
+
+
+def _per_parameter(synapse, w):
+    """One Synapse per parameter leaf: a single Synapse is shared by all; a pytree of
+    Synapses (e.g. per-tensor thresholds and learning rates) must match the structure of w."""
+    if _is_synapse(synapse):
+        return jax.tree.map(lambda _: synapse, w)
+    if jax.tree.structure(synapse, is_leaf=_is_synapse) != jax.tree.structure(w):
+        raise ValueError(
+            "synapse must be one Synapse or a pytree of Synapses with the structure of the "
+            f"parameters w, got {jax.tree.structure(synapse, is_leaf=_is_synapse)} for "
+            f"{jax.tree.structure(w)}."
+        )
+    return synapse
 
 
 def _batch_current(network, x, w, inputs):
@@ -254,8 +274,6 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if mode == "relaxation" and isinstance(rule, CpL):
         raise ValueError("the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning.")
-    if mode == "quasistatic" and not isinstance(synapse.memory, AbstractLinearMemory):
-        raise ValueError(f"the quasi-static mode propagates linear memory exactly; {type(synapse.memory).__name__} needs mode='relaxation'.")
     if protocol.period is None:
         raise ValueError("the nudge protocol must be periodic (one cycle per mini-batch).")
     period = float(protocol.period)
@@ -272,6 +290,10 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
     network.check_parameters(w_start)
     signs = jnp.asarray(cycle_signs(rule.variant, first + n_cycles, seed))
     w_start = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), w_start)
+    synapse = _per_parameter(synapse, w_start)
+    nonlinear = [type(syn.memory).__name__ for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse) if not isinstance(syn.memory, AbstractLinearMemory)]
+    if mode == "quasistatic" and nonlinear:
+        raise ValueError(f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'.")
     if mode == "relaxation":
         return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps)
     return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress)
@@ -315,8 +337,6 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
 def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution):
     times, weights, ramp = knots
     levels = weights.shape[1]
-    memory, g, rate = synapse.memory, synapse.nonlinearity, synapse.learning_rate
-
     def equilibria(w, inputs):
         return jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
 
@@ -336,10 +356,12 @@ def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cy
         knot_values = jax.tree.map(
             lambda s, d: jnp.tensordot(weights, s, axes=1) + jnp.einsum("k,...->k...", ramp, d), stacked, switch
         )
-        propagated = jax.tree.map(lambda z_, v: propagate_linear(memory, g, z_, times, v, resolution, substeps), z, knot_values, is_leaf=lambda x: isinstance(x, jax.Array))
-        z_new = jax.tree.map(lambda p: p[0], propagated, is_leaf=lambda x: isinstance(x, tuple))
-        integral = jax.tree.map(lambda p: p[1], propagated, is_leaf=lambda x: isinstance(x, tuple))
-        w_new = network.project(jax.tree.map(lambda w_, i: w_ - rate * i / signed, w, integral))
+        propagated = _each(
+            lambda syn, z_, v: propagate_linear(syn.memory, syn.nonlinearity, z_, times, v, resolution, substeps),
+            synapse, z, knot_values,
+        )
+        z_new = _each(lambda _, p: p[0], synapse, propagated)
+        w_new = network.project(_each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated))
         record = _record(network, rule, w, inputs, targets, free)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves((z_new, w_new))]))
         w_new = eqx.error_if(w_new, ~finite, "TCL simulation: a memory or parameter became non-finite")
@@ -351,12 +373,12 @@ def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cy
 def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, levels, substeps, progress, chunk=25):
     period = float(protocol.period)
     knots = tuple(jnp.asarray(a) for a in _knots(protocol, levels, schedule.blend))
-    resolution = synapse.memory.kernel().timescale / 8
+    resolution = min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse)) / 8
     inputs = schedule.inputs[schedule.rows(first)]
     free = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
     if state0 is None:
         s0 = _batch_current(network, free, w, inputs)
-        z = jax.tree.map(synapse.memory.steady_state, s0)
+        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, s0)
     else:
         z = state0[1]
     carry, records = (z, w, free), []
@@ -376,7 +398,7 @@ def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, 
     if state0 is None:
         inputs = schedule.inputs[schedule.rows(first)]
         x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-        z = jax.tree.map(synapse.memory.steady_state, _batch_current(network, x, w, inputs))
+        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, x, w, inputs))
     else:
         x, z, _ = state0
     field = _Relaxation(synapse, jax.tree.map(lambda a: jnp.asarray(a, dtype=float), protocol), network, rule, schedule, signs)

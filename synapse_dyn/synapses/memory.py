@@ -125,3 +125,7 @@ class Synapse(eqx.Module):
 
     def __check_init__(self):
         require_positive("Synapse learning_rate", self.learning_rate, allow_zero=True)
+
+    def velocity(self, z, s):
+        """dw/dt = -learning_rate g(u(z, s))."""
+        return -self.learning_rate * self.nonlinearity(self.memory.output(z, s))
