@@ -15,6 +15,7 @@ See ``docs/sweeps.md`` for the experiment-file syntax and the cluster options.
 import abc
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -40,9 +41,8 @@ from .response import REGIMES, _curves
 
 
 class Parameter(typing.NamedTuple):
-    """A sweepable scalar: its default value, units and long name."""
+    """A sweepable scalar: its units and long name."""
 
-    default: float
     units: str
     long_name: str
 
@@ -71,7 +71,7 @@ class AbstractExperiment(eqx.Module):
 
     @abc.abstractmethod
     def parameters(self) -> dict[str, Parameter]:
-        """The parameters a sweep may vary, with their defaults."""
+        """The parameters a sweep may vary."""
 
     @abc.abstractmethod
     def outputs(self) -> dict[str, Output]:
@@ -145,10 +145,7 @@ class SynapseResponse(AbstractExperiment):
         self.n_wraps = n_wraps
 
     def parameters(self):
-        return {
-            name: Parameter(float(getattr(self.config_, name)), units, long_name)
-            for name, (units, long_name) in _SYNAPSE_PARAMETERS.items()
-        }
+        return {name: Parameter(*spec) for name, spec in _SYNAPSE_PARAMETERS.items()}
 
     def outputs(self):
         return {
@@ -289,7 +286,7 @@ class Points:
         return dict(self.values)
 
     def spec(self) -> dict:
-        return {"points": {k: v.tolist() for k, v in self.values.items()}, "dim": self.dims[0]}
+        return {"points": list(self.values), "dim": self.dims[0], "n": self.shape[0]}
 
 
 class Uniform(typing.NamedTuple):
@@ -501,13 +498,13 @@ def _compute(
     return {name: np.asarray(v)[:n] for name, v in outputs.items()}
 
 
-def _in_process(experiment, jobs, size, retries):
+def _in_process(experiment, jobs, size):
     """Chunks computed one after another here: yields (chunk index, outputs)."""
     for index, points in jobs:
         yield index, _compute(experiment, points, size)
 
 
-def _on_dask(client, experiment, jobs, size, retries):
+def _on_dask(client, retries, experiment, jobs, size):
     """Chunks computed as Dask tasks (retried on failure or lost workers), yielded as they
     finish; pending tasks are cancelled if the caller stops early (Ctrl-C, error)."""
     from distributed import as_completed
@@ -573,8 +570,10 @@ def run(
                 f"sweep store {str(store)!r} already exists; "
                 "resume it (resume=True, --resume) or choose a new path."
             )
+    found = None  # a store killed while being created has no fingerprint: start it again
     if isinstance(store, pathlib.Path) and store.exists():
         found = zarr.open_group(store, mode="r").attrs.get("sweep_fingerprint")
+    if found is not None:
         if found != fingerprint:
             raise ValueError(
                 f"sweep store {str(store)!r} holds a different sweep (other points, chunk size or "
@@ -591,10 +590,10 @@ def run(
         (i, {name: v[i * chunk : (i + 1) * chunk] for name, v in points.items()})
         for i in np.flatnonzero(~done)
     ]
-    executor = _in_process if client is None else (lambda *args: _on_dask(client, *args))
+    executor = _in_process if client is None else functools.partial(_on_dask, client, retries)
     finished = sum(min(chunk, n - i * chunk) for i in np.flatnonzero(done))
     with tqdm(total=n, initial=finished, unit="point", desc=title, disable=not progress) as bar:
-        for index, outputs in executor(experiment, jobs, chunk, retries):
+        for index, outputs in executor(experiment, jobs, chunk):
             start = index * chunk
             for name, values in outputs.items():
                 group[name][start : start + len(values)] = values
