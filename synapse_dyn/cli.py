@@ -92,6 +92,8 @@ def _sweep(args) -> None:
         where = "in this process" if client is None else f"on Dask ({client.scheduler.address})"
         shape = " x ".join(map(str, sweep.shape))
         print(f"sweeping {experiment.config_.name!r}: {shape} points {where} -> {out}")
+        if store is not None:
+            print(f"  interrupted? finished chunks stay in {out}: rerun with --resume")
         ds = sweeps.run(
             experiment, sweep, chunk=args.chunk or chunk, store=store, resume=args.resume,
             client=client, progress=not args.quiet, title=f"sweep of {experiment.config_.name}",

@@ -48,9 +48,11 @@ class TrainConfig:
     n_train: int = _field(200, "training samples for generated tasks (regression, allostery); cap for mnist")
     n_test: int = _field(100, "test samples for generated tasks; cap for mnist")
     test_fraction: float = _field(0.3, "held-out fraction for iris and digits")
-    n_nodes: int = _field(64, "nodes of the random (Delaunay) graph of resistor and elastic networks")
+    n_nodes: int = _field(64, "nodes of the resistor network's random graph / the elastic triangular lattice")
     n_inputs: int = _field(2, "input nodes of the regression task (resistor)")
     n_outputs: int = _field(2, "output nodes of the regression task (resistor)")
+    allostery_ratio: float = _field(1.0, "desired target-edge strain per unit source-edge strain (allostery)")
+    max_strain: float = _field(0.05, "largest source-edge strain of the allostery task")
     hidden: list = _field([32], "hidden layer sizes of layered substrates (diode, hopfield); even for diode")
     input_gain: float = _field(1.0, "gain of the duplicated input sources (diode)")
     free_sweeps: int = _field(20, "block coordinate descent sweeps of the free phase (diode, hopfield)")
@@ -80,9 +82,14 @@ def _build(config: TrainConfig):
     key = jax.random.key(config.seed)
     key_w, key_teacher = jax.random.split(key)
     if config.substrate == "elastic":
-        from synapse_dyn.tasks.allostery import allostery_setup
-
-        return allostery_setup(config, key_w)
+        if config.task != "allostery":
+            raise ValueError(f"the elastic substrate trains on the allostery task, not {config.task!r}.")
+        rows = max(3, int(round(math.sqrt(config.n_nodes))))
+        graph = nw.triangular_lattice(rows, max(3, config.n_nodes // rows), jitter=0.2, seed=config.seed)
+        middle = 0.5 * (graph.positions[graph.senders] + graph.positions[graph.receivers])
+        network = nw.ElasticNetwork(graph, [int(np.argmin(middle[:, 0]))], [int(np.argmax(middle[:, 0]))])
+        task = tasks.allostery([[config.allostery_ratio]], config.max_strain, config.n_train, config.n_test, config.seed)
+        return network, network.init(key_w), task
     if config.substrate == "resistor":
         task = None if config.task == "regression" else _classification_task(config)
         n_in = config.n_inputs if task is None else task.n_inputs

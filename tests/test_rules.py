@@ -35,7 +35,15 @@ def hopfield():
     return net, net.init(jax.random.key(0)), jnp.array([0.5, -0.3, 0.8]), jnp.array([0.3, 0.1])
 
 
-SUBSTRATES = {"resistor": resistor, "diode": diode, "hopfield": hopfield}
+def elastic():
+    graph = nw.triangular_lattice(4, 5, jitter=0.2, seed=1)
+    middle = 0.5 * (graph.positions[graph.senders] + graph.positions[graph.receivers])
+    source, target = int(np.argmin(middle[:, 0])), int(np.argmax(middle[:, 0]))
+    net = nw.ElasticNetwork(graph, [source], [target])
+    return net, net.init(jax.random.key(0)), jnp.array([0.1]), jnp.array([0.05])
+
+
+SUBSTRATES = {"resistor": resistor, "diode": diode, "hopfield": hopfield, "elastic": elastic}
 
 
 @pytest.fixture(scope="module", params=list(SUBSTRATES))
@@ -75,16 +83,16 @@ class LinearCost(nw.AbstractCost):
 
 
 def output_stiffness(net, w, inputs, x):
-    """H_oo of the clamped energy: Schur complement of the interior Hessian onto the outputs,
-    by dense linear algebra (independent of the clamped solver)."""
+    """H_oo = (J H^-1 J^T)^-1, the stiffness the outputs o(x) feel when the rest relaxes, from
+    the interior Hessian H and the output Jacobian J by dense linear algebra (independent of
+    the clamped solvers; the Schur complement when outputs are coordinates)."""
     flat_x, unravel = ravel_pytree(x)
     hessian = jax.hessian(lambda fx: net.energy(unravel(fx), w, inputs))(flat_x)
-    is_out = flat(net.clamp(jax.tree.map(jnp.zeros_like, x), jnp.ones(net.n_outputs))) > 0
-    hidden = (flat(net.interior(x)) & ~is_out).astype(float)
-    h_hh = hidden[:, None] * hessian * hidden[None, :] + jnp.diag(1 - hidden)
-    h_oh = (hessian * hidden[None, :])[is_out.nonzero(size=net.n_outputs)[0]]
-    out = is_out.nonzero(size=net.n_outputs)[0]
-    return hessian[jnp.ix_(out, out)] - h_oh @ jnp.linalg.solve(h_hh, h_oh.T)
+    jacobian = jax.jacobian(lambda fx: net.output(unravel(fx)))(flat_x)
+    interior = flat(net.interior(x)).astype(float)
+    masked = interior[:, None] * hessian * interior[None, :] + jnp.diag(1 - interior)
+    jacobian = jacobian * interior[None, :]
+    return jnp.linalg.inv(jacobian @ jnp.linalg.solve(masked, jacobian.T))
 
 
 @eqx.filter_jit

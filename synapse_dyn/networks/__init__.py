@@ -4,11 +4,13 @@ relaxation vector field and projection of parameters onto their physical range.
 
 Substrates: ``ResistorNetwork`` (linear resistor / flow networks on any graph),
 ``DiodeNetwork`` (deep resistive networks with ideal diodes, exact block coordinate descent),
-``HopfieldNetwork`` (layered Hopfield network of EP)."""
+``HopfieldNetwork`` (layered Hopfield network of EP), ``ElasticNetwork`` (2D spring networks
+for allostery)."""
 
 from ._base import AbstractCost, AbstractNetwork, Clamp, CrossEntropy, MSE, SoftNudge
 from .diode import DiodeNetwork
-from .graphs import Graph, from_networkx, lattice, layered_graph, random_graph
+from .elastic import ElasticNetwork
+from .graphs import Graph, from_networkx, lattice, layered_graph, random_graph, triangular_lattice
 from .hopfield import HopfieldNetwork
 from .layered import AbstractLayeredNetwork
 from .resistor import ResistorNetwork
@@ -20,6 +22,7 @@ __all__ = [
     "Clamp",
     "CrossEntropy",
     "DiodeNetwork",
+    "ElasticNetwork",
     "Graph",
     "HopfieldNetwork",
     "MSE",
@@ -29,4 +32,5 @@ __all__ = [
     "lattice",
     "layered_graph",
     "random_graph",
+    "triangular_lattice",
 ]

@@ -82,11 +82,28 @@ def random_graph(n_nodes: int, seed: int = 0) -> Graph:
     connected, planar, rigid random network."""
     if n_nodes < 3:
         raise ValueError(f"random_graph needs n_nodes >= 3, got {n_nodes}.")
-    points = np.random.default_rng(seed).uniform(size=(n_nodes, 2))
+    return _delaunay(np.random.default_rng(seed).uniform(size=(n_nodes, 2)))
+
+
+def triangular_lattice(rows: int, cols: int, jitter: float = 0.0, seed: int = 0) -> Graph:
+    """A rows x cols triangular lattice of unit spacing (rows offset by half a spacing),
+    nodes displaced by uniform noise of amplitude ``jitter``: a rigid, well-conditioned
+    spring network (Delaunay triangulation of the points)."""
+    if rows < 2 or cols < 2:
+        raise ValueError(f"triangular_lattice needs rows, cols >= 2, got rows={rows}, cols={cols}.")
+    if not 0 <= jitter < 0.5:
+        raise ValueError(f"jitter must lie in [0, 0.5) so triangles stay valid, got {jitter}.")
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    points = np.stack([c + 0.5 * (r % 2), r * np.sqrt(3) / 2], -1).reshape(-1, 2).astype(float)
+    points += np.random.default_rng(seed).uniform(-jitter, jitter, size=points.shape)
+    return _delaunay(points)
+
+
+def _delaunay(points) -> Graph:
     simplices = Delaunay(points).simplices
     pairs = np.concatenate([simplices[:, [0, 1]], simplices[:, [1, 2]], simplices[:, [0, 2]]])
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
-    return Graph(n_nodes, pairs[:, 0], pairs[:, 1], points)
+    return Graph(len(points), pairs[:, 0], pairs[:, 1], points)
 
 
 def layered_graph(sizes) -> Graph:

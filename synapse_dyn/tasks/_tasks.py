@@ -118,3 +118,21 @@ def linear_regression(
     y = x @ matrix.T
     y[:n_train] += noise * rng.standard_normal((n_train, matrix.shape[0]))
     return Task("regression", "regression", x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def allostery(
+    response: Float[np.ndarray, "n_targets n_sources"],
+    max_strain: float = 0.05,
+    n_train: int = 100,
+    n_test: int = 50,
+    seed: int = 0,
+) -> Task:
+    """Allostery for spring networks: source-edge strains eps ~ U(-max_strain, max_strain) and
+    desired target-edge strains response @ eps (e.g. response [[1.0]]: the target edge should
+    follow the source edge)."""
+    require_in_range("max_strain", max_strain, 0.0, 0.5, closed=(False, True))
+    task = linear_regression(response, n_train, n_test, seed)
+    return Task(
+        "allostery", "regression",
+        max_strain * task.x_train, max_strain * task.y_train, max_strain * task.x_test, max_strain * task.y_test,
+    )
