@@ -91,6 +91,6 @@ def test_bad_input(setup):
     # a square without a diagonal is a mechanism
     square = Graph(5, [0, 1, 2, 3, 0], [1, 2, 3, 0, 4], np.array([[0, 0], [1, 0], [1, 1], [0, 1], [-1, 0.2]], float))
     with pytest.raises(ValueError, match=r"floppy: nodes \[.*\]"):
-        ElasticNetwork(square, [0], [1])
+        ElasticNetwork(square, [0], [2])
     with pytest.raises(ValueError, match="touch source nodes"):
         ElasticNetwork(net.graph, [0], [0])
