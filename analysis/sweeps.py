@@ -509,11 +509,10 @@ def _on_dask(client, retries, experiment, jobs, size):
     finish; pending tasks are cancelled if the caller stops early (Ctrl-C, error)."""
     from distributed import as_completed
 
-    [remote] = client.scatter([experiment], broadcast=True, hash=False)
     futures = {
         client.submit(
             _compute,
-            remote,
+            experiment,
             points,
             size,
             retries=retries,
