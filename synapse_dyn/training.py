@@ -140,11 +140,17 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
 
 
 @eqx.filter_jit
-def _epoch(network, rule, w, x, y, key, learning_rate, batch_size):
-    """One pass of mini-batch SGD over (x, y) in a random order (lax.scan over batches)."""
+def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size):
+    """One pass of mini-batch SGD over (x, y), w <- project(w - learning_rate g_hat) per batch
+    (lax.scan over batches; jitted, compiled once per structure). ``key`` shuffles the samples
+    and draws random signs; ``key=None`` keeps the given order."""
     n_batches = x.shape[0] // batch_size
-    key_order, key_signs = jax.random.split(key)
-    order = jax.random.permutation(key_order, x.shape[0])[: n_batches * batch_size]
+    if key is None:
+        order, keys = jnp.arange(n_batches * batch_size), None
+    else:
+        key_order, key_signs = jax.random.split(key)
+        order = jax.random.permutation(key_order, x.shape[0])[: n_batches * batch_size]
+        keys = jax.random.split(key_signs, n_batches)
     xb = x[order].reshape(n_batches, batch_size, -1)
     yb = y[order].reshape(n_batches, batch_size, -1)
 
@@ -153,7 +159,6 @@ def _epoch(network, rule, w, x, y, key, learning_rate, batch_size):
         g = rules.batch_estimate(network, w, inputs, targets, rule, k)
         return network.project(jax.tree.map(lambda p, d: p - learning_rate * d, w, g)), None
 
-    keys = jax.random.split(key_signs, n_batches)
     return jax.lax.scan(step, w, (xb, yb, keys))[0]
 
 
@@ -193,7 +198,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     bar = tqdm(range(config.epochs), desc=f"{config.substrate}/{config.rule}/{config.task}", disable=not progress)
     for epoch in bar:
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
-        w = _epoch(network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size)
+        w = sgd_epoch(network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size)
         history.append(_metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             raise FloatingPointError(

@@ -70,3 +70,22 @@ def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
         train(TrainConfig(substrate="hopfield", task="mnist", mnist_path=str(tmp_path / "none.npz")), progress=False)
     with pytest.raises(ValueError, match="trains on iris, digits or mnist"):
         train(TrainConfig(substrate="hopfield", task="regression"), progress=False)
+
+
+def test_example_files_map_onto_config():
+    import pathlib
+    import tomllib
+
+    files = sorted(pathlib.Path(__file__).parent.parent.glob("examples/*_*.toml"))
+    names = {f.name for f in files}
+    for substrate in ("resistor", "diode", "hopfield", "elastic"):
+        assert any(n.startswith(substrate + "_") for n in names), substrate
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for path in files:
+        table = tomllib.loads(path.read_text())
+        if table.get("kind") != "train":
+            continue
+        table.pop("kind")
+        assert set(table) <= fields, (path.name, set(table) - fields)
+        config = TrainConfig(**table)
+        assert path.name.startswith(f"{config.substrate}_{config.rule}")

@@ -1,0 +1,119 @@
+"""Equilibrium speed of the resistor substrates against reference solvers, timed in the same run.
+
+1. Linear resistor network on an L x L lattice (two sources, one ground), 10^3, 10^4, 10^5
+   nodes: ``ResistorNetwork.equilibrium`` (matrix-free Jacobi-preconditioned CG, lineax, jitted,
+   rtol 1e-8: Kirchhoff residuals ~1e-10)
+   against ``scipy.sparse.linalg.spsolve`` (SuperLU) on the same reduced Laplacian system.
+   Ratio = scipy time / ours (> 1: we are faster); max |difference| reported.
+2. Deep resistive network with ideal diodes, layered, >= 1000 nodes: exact block coordinate
+   descent (``DiodeNetwork``) against ngspice's operating point on the exported netlist
+   (near-ideal diode model). Ratio = ngspice time / ours; disagreement reported next to the
+   model's forward drop, the accuracy ngspice's diode model allows.
+
+Usage: python benchmarks/bench_networks.py [--quick]
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+import synapse_dyn  # noqa: F401  (x64)
+from synapse_dyn.networks import DiodeNetwork, ResistorNetwork, lattice
+from synapse_dyn.networks.spice import diode_forward_drop, ngspice_available, run_ngspice
+
+
+def best_of(function, repeats=3):
+    function()  # warm up / compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def linear(side: int):
+    graph = lattice(side, side)
+    n = graph.n_nodes
+    net = ResistorNetwork(graph, [0, n - 1], [n // 2], ground_nodes=[side - 1], solver=lx.CG(rtol=1e-8, atol=1e-10, max_steps=100 * side))
+    w = net.init(jax.random.key(0))
+    inputs = jnp.array([1.0, -1.0])
+    solve = jax.jit(lambda w, inputs: net.equilibrium(w, inputs))
+    ours = best_of(lambda: jax.block_until_ready(solve(w, inputs)))
+    x = np.asarray(solve(w, inputs))
+
+    s, r, g = graph.senders, graph.receivers, np.asarray(w)
+    laplacian = sp.coo_matrix(
+        (np.concatenate([-g, -g, g, g]), (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r]))), shape=(n, n)
+    ).tocsr()
+    free = net.free_nodes
+    fixed = np.array([0, n - 1, side - 1])
+    values = np.array([1.0, -1.0, 0.0])
+
+    def scipy_solve():
+        return spla.spsolve(laplacian[free][:, free].tocsc(), -laplacian[free][:, fixed] @ values)
+
+    theirs = best_of(scipy_solve)
+    error = np.abs(scipy_solve() - x).max()
+    print(f"linear  n={n:>7d}  ours {ours * 1e3:9.2f} ms   scipy.sparse {theirs * 1e3:9.2f} ms   ratio {theirs / ours:6.2f}   max|dv| {error:.1e}")
+
+
+def diode(sizes, gain):
+    net = DiodeNetwork(sizes, input_gain=gain, free_sweeps=1, nudged_sweeps=1)
+    w = net.init(jax.random.key(1))
+    w["biases"] = tuple(0.01 * jax.random.normal(jax.random.key(k), b.shape) for k, b in enumerate(w["biases"]))
+    inputs = jax.random.uniform(jax.random.key(2), (sizes[0],))
+    sweep = jax.jit(lambda x: net.sweep(w, inputs, None, x))
+
+    # converge: sweeps until the largest change is below 1e-9 V, counted once
+    x, sweeps = net.initial_state(), 0
+    while True:
+        new = sweep(x)
+        sweeps += 1
+        change = max(float(jnp.abs(a - b).max()) for a, b in zip(new, x))
+        x = new
+        if change < 1e-9 or sweeps > 10000:
+            break
+    converged = with_sweeps(net, sweeps)
+    solve = jax.jit(lambda w, inputs: converged.equilibrium(w, inputs))
+    ours = best_of(lambda: jax.block_until_ready(solve(w, inputs)))
+    x = solve(w, inputs)
+    netlist = net.to_spice(w, inputs)
+    start = time.perf_counter()
+    spice = run_ngspice(netlist)
+    theirs = time.perf_counter() - start
+    names = [name for layer in net.node_names() for name in layer]
+    ours_v = np.concatenate([np.asarray(layer) for layer in x])
+    error = np.abs(np.array([spice[k] for k in names]) - ours_v).max()
+    current = float(np.abs(np.concatenate([np.asarray(g) for g in jax.grad(net.energy)(x, w, inputs)])).max())
+    print(
+        f"diode   nodes={sum(net.layer_sizes):>6d} resistors={sum(W.size for W in w['weights'])}  ours {ours * 1e3:8.1f} ms "
+        f"({sweeps} sweeps)   ngspice op {theirs * 1e3:9.1f} ms   ratio {theirs / ours:7.1f}   "
+        f"max|dv| {error:.1e} (forward drop {diode_forward_drop(current):.1e})"
+    )
+
+
+def with_sweeps(net, sweeps):
+    return DiodeNetwork(net.sizes, net.input_gain, sweeps, sweeps, net.min_conductance)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10^3 and 10^4 nodes only, smaller diode network")
+    args = parser.parse_args()
+    for side in (32, 100) if args.quick else (32, 100, 317):
+        linear(side)
+    if not ngspice_available():
+        print("diode: ngspice not installed, skipped")
+        return
+    diode((5, 200, 200, 10) if args.quick else (10, 500, 500, 10), gain=2.0)
+
+
+if __name__ == "__main__":
+    main()
