@@ -11,10 +11,10 @@ import protocols as P
 from synapse_dyn import networks as nw
 from synapse_dyn import rules
 from synapse_dyn.simulate import Schedule, simulate
+from analysis.tcl import agreement, cycle_estimate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Identity, Synapse
 
-TAU_FAST, TAU_SLOW, TAU_KERNEL, ALPHA = 1.0, 1000.0, 0.01, 1e-6
-PERIOD = TAU_FAST + TAU_SLOW
+TAU_FAST, TAU_SLOW, TAU_KERNEL = 1.0, 1000.0, 0.01
 
 
 @pytest.fixture(scope="module")
@@ -23,34 +23,31 @@ def resistor():
     return net, net.init(jax.random.key(3)), jnp.array([[1.0, -0.6]]), jnp.array([[0.25, 0.1]])
 
 
-def threshold(net, w, inputs, targets, rule):
-    """Above every synapse's slow-ramp signal: theta = 3 max|A| / tau_slow."""
-    explicit = rules.update(net, w, (inputs, targets), rule)
-    return 3 * float(jnp.max(jnp.abs(rule.strength * explicit))) / TAU_SLOW
-
-
-def tcl_estimate(net, w, inputs, targets, rule, g=None, reverse=False, **options):
-    """-dw/alpha over the second cycle (the first brings the memory to its periodic state)."""
-    g = g or DeadZone(threshold(net, w, inputs, targets, rule))
-    common = dict(network=net, rule=rule, schedule=Schedule(inputs, targets, blend=0.0), **options)
-    synapse = Synapse(EColiCascade(TAU_KERNEL), g, ALPHA)
-    protocol = P.Sawtooth(TAU_FAST, TAU_SLOW, reverse=reverse)
-    first = simulate(synapse, protocol, t1=PERIOD, w0=w, **common)
-    second = simulate(synapse, protocol, t0=PERIOD, t1=2 * PERIOD, state0=first.state, **common)
-    return -(second.state[2] - first.state[2]) / ALPHA
+def tcl_estimate(net, w, inputs, targets, rule, **options):
+    return cycle_estimate(net, w, inputs, targets, rule, TAU_FAST, TAU_SLOW, TAU_KERNEL, **options)
 
 
 def cosine(a, b):
-    return float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
+    return agreement(a, b)[0]
 
 
-@pytest.mark.parametrize("rule", [rules.EP(0.05, "positive"), rules.CpL(0.1, "positive")], ids=["EP", "CpL"])
-def test_tcl_cycle_reproduces_the_explicit_update(resistor, rule):
-    net, w, inputs, targets = resistor
-    tcl = tcl_estimate(*resistor, rule)
+@pytest.fixture(scope="module")
+def hopfield():
+    net = nw.HopfieldNetwork((3, 6, 4, 2), free_sweeps=300, nudged_sweeps=300, gain=1.0)
+    return net, net.init(jax.random.key(0)), jnp.array([[0.5, -0.3, 0.8]]), jnp.array([[0.3, 0.1]])
+
+
+@pytest.mark.parametrize(
+    "substrate, rule",
+    [("resistor", rules.EP(0.05, "positive")), ("resistor", rules.CpL(0.1, "positive")), ("hopfield", rules.EP(0.05, "positive"))],
+    ids=["resistor-EP", "resistor-CpL", "hopfield-EP"],
+)
+def test_tcl_cycle_reproduces_the_explicit_update(substrate, rule, request):
+    net, w, inputs, targets = request.getfixturevalue(substrate)
+    tcl = tcl_estimate(net, w, inputs, targets, rule)
     explicit = rules.update(net, w, (inputs, targets), rule)
     assert cosine(tcl, explicit) >= 0.99
-    np.testing.assert_allclose(jnp.linalg.norm(tcl) / jnp.linalg.norm(explicit), 1.0, atol=0.05)
+    np.testing.assert_allclose(agreement(tcl, explicit)[1], 1.0, atol=0.05)
     exact = rules.update(net, w, (inputs, targets), rules.ExactGradient())
     assert cosine(tcl, exact) >= 0.99
 
@@ -61,7 +58,7 @@ def test_reversed_sawtooth_reverses_and_no_nonlinearity_cancels(resistor):
     backward = tcl_estimate(*resistor, rule, reverse=True)
     assert cosine(forward, backward) <= -0.99
     np.testing.assert_allclose(jnp.linalg.norm(backward) / jnp.linalg.norm(forward), 1.0, atol=0.05)
-    linear = tcl_estimate(*resistor, rule, g=Identity())
+    linear = tcl_estimate(*resistor, rule, nonlinearity=Identity())
     assert float(jnp.linalg.norm(linear)) < 1e-2 * float(jnp.linalg.norm(forward))  # quadrature error
 
 
@@ -69,9 +66,10 @@ def test_quasistatic_and_relaxing_network_agree(resistor):
     net, w, inputs, targets = resistor
     fast = nw.ResistorNetwork(net.graph, [0, 1], [7, 8], ground_nodes=[2], relaxation_time=TAU_FAST / 100)
     rule = rules.EP(0.05, "positive")
-    g = DeadZone(threshold(net, w, inputs, targets, rule))
-    quasistatic = tcl_estimate(fast, w, inputs, targets, rule, g=g)
-    relaxing = tcl_estimate(fast, w, inputs, targets, rule, g=g, mode="relaxation", rtol=1e-7, atol=1e-12)
+    explicit = rules.update(net, w, (inputs, targets), rule)
+    theta = 3 * float(jnp.max(jnp.abs(rule.strength * explicit))) / TAU_SLOW
+    quasistatic = tcl_estimate(fast, w, inputs, targets, rule, threshold=theta)
+    relaxing = tcl_estimate(fast, w, inputs, targets, rule, threshold=theta, mode="relaxation", rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(jnp.linalg.norm(relaxing - quasistatic) / jnp.linalg.norm(quasistatic), 0.0, atol=0.01)
 
 
