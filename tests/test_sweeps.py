@@ -261,6 +261,11 @@ def test_cluster_options_and_figure_on_a_scheduler(client, tmp_path, capsys):
     assert options == {"cores": 4, "memory": "16GB", "job_extra_directives": ["--gres=gpu:1"]}
     with pytest.raises(ValueError, match="must look like KEY=VALUE"):
         sweeps.cluster_options(["cores"])
+    with sweeps.dask_client(cluster="local", workers=1) as local:
+        assert len(local.scheduler_info()["workers"]) == 1
+    with pytest.raises(ValueError, match="cluster must be 'local' or 'slurm', got 'pbs'"):
+        with sweeps.dask_client(cluster="pbs"):
+            pass
     address = client.scheduler.address
     assert main(["figure", "fig6b", "--quick", "--scheduler", address, "--out", str(tmp_path)]) == 1
     assert "figure fig6b does not run on Dask" in capsys.readouterr().err
