@@ -163,12 +163,16 @@ def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size):
 
 
 def _metrics(network, w, task, cost):
+    """Means over each split of one evaluation of both splits together (one compiled program)."""
+    n_train = len(task.x_train)
+    result = rules.evaluate(
+        network, w, jnp.concatenate([task.x_train, task.x_test]), jnp.concatenate([task.y_train, task.y_test]), cost
+    )
     out = {}
-    for split in ("train", "test"):
-        result = rules.evaluate(network, w, jnp.asarray(getattr(task, f"x_{split}")), jnp.asarray(getattr(task, f"y_{split}")), cost)
-        out[f"{split}_loss"] = float(jnp.mean(result["loss"]))
-        out[f"{split}_accuracy"] = float(jnp.mean(result["correct"]))
-        out[f"{split}_energy"] = float(jnp.mean(result["energy"]))
+    for split, part in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
+        out[f"{split}_loss"] = float(jnp.mean(result["loss"][part]))
+        out[f"{split}_accuracy"] = float(jnp.mean(result["correct"][part]))
+        out[f"{split}_energy"] = float(jnp.mean(result["energy"][part]))
     out["parameter_norm"] = float(jnp.sqrt(sum(jnp.sum(p**2) for p in jax.tree.leaves(w))))
     return out
 
@@ -191,7 +195,8 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     cost = rule.cost
     if config.batch_size > len(task.x_train):
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; lower it.")
-    rules.update(network, w, (task.x_train[: config.batch_size], task.y_train[: config.batch_size]), rule, key=jax.random.key(0))
+    rules.validate(network, w, (task.x_train, task.y_train), rule, key=jax.random.key(0))
+    rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
     history = [_metrics(network, w, task, cost)]

@@ -25,7 +25,7 @@ import numpy as np
 from synapse_dyn._checks import concrete, require_positive
 
 from .hopfield import check_layered_parameters
-from .layered import AbstractLayeredNetwork
+from .layered import AbstractLayeredNetwork, check_layers
 
 
 class DiodeNetwork(AbstractLayeredNetwork):
@@ -49,14 +49,10 @@ class DiodeNetwork(AbstractLayeredNetwork):
         min_conductance: float = 1e-6,
         relaxation_time: float = 1.0,
     ):
-        sizes = tuple(int(n) for n in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}.")
+        sizes = check_layers(sizes, free_sweeps, nudged_sweeps)
         odd = [n for n in sizes[1:-1] if n % 2]
         if odd:
             raise ValueError(f"hidden layer sizes must be even (half excitatory, half inhibitory), got {sizes}.")
-        if free_sweeps < 1 or nudged_sweeps < 1:
-            raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
         require_positive("input_gain", input_gain)
         require_positive("min_conductance", min_conductance)
         self.sizes = sizes

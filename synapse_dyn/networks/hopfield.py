@@ -16,7 +16,7 @@ import numpy as np
 
 from synapse_dyn._checks import require_finite
 
-from .layered import AbstractLayeredNetwork
+from .layered import AbstractLayeredNetwork, check_layers
 
 
 class HopfieldNetwork(AbstractLayeredNetwork):
@@ -39,11 +39,7 @@ class HopfieldNetwork(AbstractLayeredNetwork):
         gain: float = 0.5,
         relaxation_time: float = 1.0,
     ):
-        sizes = tuple(int(n) for n in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}.")
-        if free_sweeps < 1 or nudged_sweeps < 1:
-            raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
+        sizes = check_layers(sizes, free_sweeps, nudged_sweeps)
         if not output_bounds[0] < output_bounds[1]:
             raise ValueError(f"output_bounds must be (low, high) with low < high, got {output_bounds}.")
         self.sizes = sizes

@@ -23,6 +23,16 @@ from jaxtyping import Array, Float
 from ._base import AbstractNetwork, Clamp, SoftNudge
 
 
+def check_layers(sizes, free_sweeps: int, nudged_sweeps: int) -> tuple[int, ...]:
+    """Validated layer sizes (inputs, hidden..., outputs) and sweep counts."""
+    sizes = tuple(int(n) for n in sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}.")
+    if free_sweeps < 1 or nudged_sweeps < 1:
+        raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
+    return sizes
+
+
 class AbstractLayeredNetwork(AbstractNetwork):
     """A layered network; subclasses give per-layer curvature, drive and bounds."""
 

@@ -4,7 +4,7 @@ equilibrium propagation (``EP``: positive, negative, centered, random sign), cou
 (``ExactGradient``). Sign convention: g_hat estimates dL/dw and parameters move as
 w <- project(w - alpha g_hat)."""
 
-from ._base import AbstractRule, batch_estimate, evaluate, update
+from ._base import AbstractRule, batch_estimate, evaluate, update, validate
 from .contrastive import CL, EP, AbstractContrastiveRule, CpL, primitive
 from .exact import ExactGradient, implicit_gradient
 
@@ -20,4 +20,5 @@ __all__ = [
     "implicit_gradient",
     "primitive",
     "update",
+    "validate",
 ]

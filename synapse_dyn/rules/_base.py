@@ -62,6 +62,14 @@ def update(
     variant (one sign per call). Validates shapes, finiteness and parameter ranges, then runs
     one jitted, vmapped computation (compiled once per network structure and rule type).
     """
+    validate(network, w, batch, rule, key)
+    inputs, targets = batch
+    return batch_estimate(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
+
+
+def validate(network: AbstractNetwork, w: PyTree[Array], batch: tuple, rule: AbstractRule, key: Array | None = None) -> None:
+    """The Python-time checks of ``update``: batch shapes and finiteness, parameter ranges,
+    a key for the random-sign variant. Raises ValueError naming the problem and the fix."""
     inputs, targets = batch
     network.check_inputs(inputs)
     check_targets(network, targets)
@@ -73,7 +81,6 @@ def update(
     network.check_parameters(w)
     if getattr(rule, "variant", None) == "random" and key is None:
         raise ValueError("the random-sign variant needs a PRNG key: pass key=jax.random.key(...).")
-    return batch_estimate(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
 
 
 @eqx.filter_jit
