@@ -9,9 +9,11 @@ netCDF-safe (strings and numbers only: no bool, None or dict).
 import datetime
 import json
 import pathlib
+import pickle
 import subprocess
 from importlib.metadata import version
 
+import jax
 import numpy as np
 import xarray as xr
 
@@ -86,3 +88,21 @@ def save_figure(figure, stem) -> list[pathlib.Path]:
     for path in paths:
         figure.savefig(path, dpi=150, bbox_inches="tight")
     return paths
+
+
+def save_state(path, state, t: float) -> pathlib.Path:
+    """Checkpoint a simulation state (a pytree of arrays) reached at time ``t``."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("wb") as handle:
+        pickle.dump({"t": float(t), "state": jax.tree.map(np.asarray, state)}, handle)
+    temporary.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+    return path
+
+
+def load_state(path):
+    """(state, t) from a checkpoint written by ``save_state``."""
+    with pathlib.Path(path).open("rb") as handle:
+        saved = pickle.load(handle)
+    return saved["state"], saved["t"]

@@ -35,6 +35,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 from protocols import AbstractProtocol
 from synapse_dyn._checks import concrete, require_finite, require_in_range
 
+from .io import save_state
 from .synapses.cycle import propagate_linear
 from .synapses.memory import Synapse
 
@@ -148,7 +149,8 @@ def _batch_current(network, x, w, inputs):
 class TCLRun(eqx.Module):
     """Result of a network-level ``simulate``: per-cycle records (free-state statistics of
     the cycle's batch with the parameters at the start of the cycle) and the final state
-    ``(x, z, w)`` (x is None when quasi-static), which ``simulate(state0=...)`` resumes from."""
+    ``(x, z, w)``, which ``simulate(state0=...)`` resumes from (x: the network states of the
+    batch; when quasi-static, the free states of the next batch, a warm start)."""
 
     cycle_start: Float[Array, " cycles"]
     loss: Float[Array, " cycles"]
@@ -164,8 +166,9 @@ def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
         return np.ones(n_cycles)
     if variant == "negative":
         return -np.ones(n_cycles)
-    if variant == "random":
-        return np.random.default_rng(seed).choice([-1.0, 1.0], n_cycles)
+    if variant == "random":  # one independent draw per cycle index: resuming draws the same signs
+        draws = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(jax.random.key(seed), k)))(jnp.arange(n_cycles))
+        return np.where(np.asarray(draws), 1.0, -1.0)
     raise ValueError(
         f"a TCL protocol realises one perturbation per cycle: rule variant must be 'positive', "
         f"'negative' or 'random' (a random sign per cycle), got {variant!r}."
@@ -193,6 +196,7 @@ def simulate(
     atol: float = 1e-10,
     max_steps: int = 1_000_000,
     progress: bool = False,
+    checkpoint: str | None = None,
 ):
     """Integrate a learning system from ``t0`` to ``t1`` under ``protocol`` (module docstring
     for the equations).
@@ -210,7 +214,10 @@ def simulate(
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
       between them, and the linear memory is propagated exactly (matrix exponentials), the
       weights integrating g(u) on ``substeps`` points per piece. Parameters are projected
-      onto their physical range after every cycle.
+      onto their physical range after every cycle. With ``checkpoint=PATH`` the state is
+      saved every 25 cycles (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` to
+      resume); if a variable turns non-finite the run stops naming it, the cycle and time,
+      and the last good state stays in PATH.
     * ``mode="relaxation"``: the network state is an ODE variable too,
       dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
 
@@ -226,7 +233,7 @@ def simulate(
     if network is not None:
         return _simulate_network(
             synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps,
-            float(t0), float(t1), solver, rtol, atol, max_steps, progress,
+            float(t0), float(t1), solver, rtol, atol, max_steps, progress, checkpoint,
         )
     protocol = as_arrays(protocol)
     if saveat is None:
@@ -262,7 +269,7 @@ def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, e
     return solution
 
 
-def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress):
+def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress, checkpoint):
     from synapse_dyn.rules import AbstractContrastiveRule, CpL
     from synapse_dyn.synapses import AbstractLinearMemory
 
@@ -296,7 +303,7 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
         raise ValueError(f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'.")
     if mode == "relaxation":
         return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps)
-    return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress)
+    return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress, checkpoint)
 
 
 def _record(network, rule, w, inputs, targets, free):
@@ -337,20 +344,18 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
 def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution):
     times, weights, ramp = knots
     levels = weights.shape[1]
-    def equilibria(w, inputs):
-        return jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-
     def cycle(carry, k):
-        z, w, free = carry
+        z, w, warm = carry
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         following = schedule.inputs[schedule.rows(k + 1)]
+        free = jax.vmap(lambda i, x: network.equilibrium(w, i, None, x))(inputs, warm)
         signed = signs[k] * rule.strength
         nudged = jax.vmap(
             lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(inputs, targets, free)
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
         currents = [_batch_current(network, free, w, inputs)]
         currents += [_batch_current(network, jax.tree.map(lambda a: a[l], nudged), w, inputs) for l in range(levels - 1)]
-        free_next = equilibria(w, following)
+        free_next = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         switch = jax.tree.map(jnp.subtract, _batch_current(network, free_next, w, following), currents[0])
         stacked = jax.tree.map(lambda *s: jnp.stack(s), *currents)
         knot_values = jax.tree.map(
@@ -363,33 +368,66 @@ def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cy
         z_new = _each(lambda _, p: p[0], synapse, propagated)
         w_new = network.project(_each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated))
         record = _record(network, rule, w, inputs, targets, free)
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves((z_new, w_new))]))
-        w_new = eqx.error_if(w_new, ~finite, "TCL simulation: a memory or parameter became non-finite")
         return (z_new, w_new, free_next), record
 
     return jax.lax.scan(cycle, carry, cycles)
 
 
-def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, levels, substeps, progress, chunk=25):
+def _check_finite(state, record, start, period, checkpoint, last_good):
+    """Raise SimulationError naming the first non-finite variable and cycle of a chunk."""
+    bad = [
+        ("memory z", "parameters w")[path[0].idx] + jax.tree_util.keystr(path[1:])
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+        if not np.all(np.isfinite(leaf))
+    ]
+    broken = ~np.all(np.isfinite(record), axis=1)
+    if bad or broken.any():
+        cycle = start + int(np.argmax(broken))
+        what = f"{bad[0] if bad else 'the network state'} became non-finite"
+        _diverged(what, cycle, cycle + 1, period, checkpoint, last_good, start)
+
+
+def _diverged(what, first, last, period, checkpoint, last_good, good_until=None):
+    """Save the last good state (reached at cycle ``good_until``, default ``first``) and raise
+    SimulationError saying what failed where."""
+    good_until = first if good_until is None else good_until
+    where = ""
+    if checkpoint:
+        save_state(checkpoint, (last_good[2], *last_good[:2]), good_until * period)
+        where = f"; the last good state (t = {good_until * period:g}) is saved in {checkpoint}"
+    cycles = f"cycle {first}" if last == first + 1 else f"cycles {first}-{last - 1}"
+    raise SimulationError(
+        f"TCL simulation diverged in {cycles} (t = {first * period:g} to {last * period:g}): {what}{where}. "
+        "Lower the learning rate or the nudge, or raise the thresholds."
+    )
+
+
+def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, levels, substeps, progress, checkpoint, chunk=25):
     period = float(protocol.period)
     knots = tuple(jnp.asarray(a) for a in _knots(protocol, levels, schedule.blend))
     resolution = min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse)) / 8
-    inputs = schedule.inputs[schedule.rows(first)]
-    free = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
     if state0 is None:
-        s0 = _batch_current(network, free, w, inputs)
-        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, s0)
+        inputs = schedule.inputs[schedule.rows(first)]
+        warm = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, warm, w, inputs))
     else:
-        z = state0[1]
-    carry, records = (z, w, free), []
+        warm, z, _ = state0
+    carry, records = (z, w, warm), []
     starts = range(first, first + n_cycles, chunk)
     for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = jnp.arange(start, min(start + chunk, first + n_cycles))
-        carry, record = _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution)
+        try:
+            following, record = _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution)
+        except eqx.EquinoxRuntimeError as error:  # a runtime check of the network (e.g. non-finite state)
+            _diverged(str(error).strip().splitlines()[0], start, start + len(cycles), period, checkpoint, carry)
+        _check_finite(following[:2], np.asarray(record), start, period, checkpoint, carry)
+        carry = following
         records.append(np.asarray(record))
+        if checkpoint is not None:
+            save_state(checkpoint, (carry[2], *carry[:2]), period * (start + len(cycles)))
     record = np.concatenate(records)
-    z, w, _ = carry
-    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (None, z, w), period * (first + n_cycles))
+    z, w, warm = carry
+    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (warm, z, w), period * (first + n_cycles))
 
 
 def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps):

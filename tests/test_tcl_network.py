@@ -85,3 +85,26 @@ def test_network_simulation_rejects_bad_configuration(resistor):
         simulate(synapse, P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "positive"), schedule=Schedule(inputs, targets), network=net, w0=w, t1=15.0)
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         simulate(synapse, 2.0 * P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "positive"), schedule=Schedule(inputs, targets), **common)
+
+
+def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
+    from synapse_dyn.io import load_state
+    from synapse_dyn.simulate import SimulationError
+
+    net, w, inputs, targets = hopfield
+    protocol = P.Sawtooth(1.0, 9.0)
+    common = dict(network=net, rule=rules.EP(0.5, "random"), schedule=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2))
+    synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.1)
+    whole = simulate(synapse, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "run.pkl"), **common)
+    half = simulate(synapse, protocol, t1=150.0, w0=w, **common)
+    state, t = load_state(tmp_path / "run.pkl")
+    assert t == 300.0
+    resumed = simulate(synapse, protocol, t0=150.0, t1=300.0, state0=half.state, **common)
+    for a, b in zip(jax.tree.leaves(resumed.state[2]), jax.tree.leaves(whole.state[2]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12)
+    exploding = Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e300)
+    with pytest.raises(SimulationError, match=r"diverged in cycles? [\d-]+ \(t = .*saved in"):
+        simulate(exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.pkl"), **common)
+    good, t_good = load_state(tmp_path / "bad.pkl")
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good))
