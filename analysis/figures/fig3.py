@@ -44,7 +44,7 @@ def settings(quick: bool, mnist_path: str | None = None) -> TrainConfig:
     return TrainConfig(
         substrate="hopfield", task="digits", rule="ep", variant="random", beta=0.5, hidden=[64],
         batch_size=16, free_sweeps=20, nudged_sweeps=8, learning_rate=0.1, lr_decay=0.95,
-        epochs=4 if quick else 10, test_fraction=0.2,
+        epochs=2 if quick else 10, test_fraction=0.2,
     )
 
 
