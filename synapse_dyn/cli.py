@@ -54,8 +54,14 @@ def _figure(args) -> None:
     distributed = args.scheduler is not None or args.cluster is not None
     if distributed and "client" not in inspect.signature(module.compute).parameters:
         raise ValueError(f"figure {args.name} does not run on Dask; drop --scheduler/--cluster.")
+    extra = {}
+    if args.mnist is not None:
+        if "mnist_path" not in inspect.signature(module.compute).parameters:
+            raise ValueError(f"figure {args.name} does not train on MNIST; drop --mnist.")
+        extra["mnist_path"] = args.mnist
     with _client(args) as client:
-        extra = {"client": client} if distributed else {}
+        if distributed:
+            extra["client"] = client
         ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
     data = write_dataset(ds, out / f"{args.name}.nc")
     pictures = save_figure(module.plot(ds), out / args.name)
@@ -132,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("--out", default="figures", help="output folder (default: figures)")
     figure.add_argument("--quick", action="store_true", help="small, fast version")
     figure.add_argument("--quiet", action="store_true", help="no progress bar")
+    figure.add_argument("--mnist", metavar="PATH", help="train on a local mnist.npz (fig3: the paper's setting)")
     _add_cluster_options(figure)
     figure.set_defaults(action=_figure)
     keys = commands.add_parser("keys", help="document the keys of experiment files")
