@@ -666,7 +666,6 @@ def dask_client(
         return
     if cluster == "local":
         options.setdefault("threads_per_worker", 1)
-        options.setdefault("dashboard_address", None)
         made = LocalCluster(n_workers=workers or os.cpu_count(), processes=True, **options)
     elif cluster == "slurm":
         try:

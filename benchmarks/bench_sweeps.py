@@ -35,7 +35,7 @@ def main():
     _, local_warm = timed(fig4c.compute, **size)
     start = time.perf_counter()
     with LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(args.workers)

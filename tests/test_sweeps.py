@@ -51,7 +51,7 @@ def reference(experiment, grid):
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         with Client(cluster) as client:
             yield client
@@ -261,7 +261,9 @@ def test_cluster_options_and_figure_on_a_scheduler(client, tmp_path, capsys):
     assert options == {"cores": 4, "memory": "16GB", "job_extra_directives": ["--gres=gpu:1"]}
     with pytest.raises(ValueError, match="must look like KEY=VALUE"):
         sweeps.cluster_options(["cores"])
-    with sweeps.dask_client(cluster="local", workers=1) as local:
+    with sweeps.dask_client(
+        cluster="local", workers=1, options={"dashboard_address": ":0"}
+    ) as local:
         assert len(local.scheduler_info()["workers"]) == 1
     with pytest.raises(ValueError, match="cluster must be 'local' or 'slurm', got 'pbs'"):
         with sweeps.dask_client(cluster="pbs"):
