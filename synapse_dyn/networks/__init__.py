@@ -13,7 +13,7 @@ from .elastic import ElasticNetwork
 from .graphs import Graph, from_networkx, lattice, layered_graph, random_graph, triangular_lattice
 from .hopfield import HopfieldNetwork
 from .layered import AbstractLayeredNetwork
-from .resistor import ResistorNetwork
+from .resistor import ResistorNetwork, SparseDirect
 
 __all__ = [
     "AbstractCost",
@@ -28,6 +28,7 @@ __all__ = [
     "MSE",
     "ResistorNetwork",
     "SoftNudge",
+    "SparseDirect",
     "from_networkx",
     "lattice",
     "layered_graph",

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
@@ -24,11 +26,24 @@ from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
 
 
+class SparseDirect(eqx.Module):
+    """Sparse direct solver for large networks on CPU: SuperLU (scipy) called back from jit,
+    differentiable by implicit differentiation (``jax.lax.custom_linear_solve``), vmapped
+    sample by sample."""
+
+
+def _superlu(rows, cols, values, rhs):
+    n = rhs.shape[-1]
+    matrix = sp.csc_matrix((values, (rows, cols)), shape=(n, n))
+    return np.asarray(spla.spsolve(matrix, rhs), dtype=rhs.dtype)
+
+
 class ResistorNetwork(AbstractNetwork):
     """A linear resistor network with voltage sources on ``input_nodes``, grounded
     ``ground_nodes`` and read-out at ``output_nodes`` (potentials).
 
-    ``solver``: a lineax solver; ``lx.CG`` selects the matrix-free, sparse path. Conductances
+    ``solver``: a lineax solver (default dense Cholesky); ``lx.CG`` selects the matrix-free
+    path (Jacobi-preconditioned), ``SparseDirect()`` a sparse direct solve. Conductances
     are projected onto [``min_conductance``, inf) when training, so the Laplacian stays
     nonsingular.
     """
@@ -39,7 +54,7 @@ class ResistorNetwork(AbstractNetwork):
     ground_nodes: Int[np.ndarray, " n_ground"]
     free_nodes: Int[np.ndarray, " n_free"]
     output_slots: Int[np.ndarray, " n_out"]
-    solver: lx.AbstractLinearSolver
+    solver: lx.AbstractLinearSolver | SparseDirect
     min_conductance: float
     relaxation_time: float
     n_inputs: int = eqx.field(static=True)
@@ -53,7 +68,7 @@ class ResistorNetwork(AbstractNetwork):
         input_nodes,
         output_nodes,
         ground_nodes=(),
-        solver: lx.AbstractLinearSolver | None = None,
+        solver: lx.AbstractLinearSolver | SparseDirect | None = None,
         min_conductance: float = 1e-6,
         relaxation_time: float = 1.0,
         cost_iterations: int = 50,
@@ -155,13 +170,7 @@ class ResistorNetwork(AbstractNetwork):
         extra = zero
         if isinstance(nudge, SoftNudge):
             extra = self.clamp(zero, nudge.beta * nudge.cost.curvature * jnp.ones(self.n_outputs))
-        operator, preconditioner = self._operator(w, solve_mask, extra)
-
-        def solve(rhs_k, guess):
-            options = {}
-            if isinstance(self.solver, lx.CG):
-                options = {"preconditioner": preconditioner, "y0": guess}
-            return lx.linear_solve(operator, rhs_k, self.solver, options=options).value
+        solve = self._linear_solver(w, solve_mask, extra)
 
         guess = zero if x0 is None else jnp.asarray(x0, dtype=float)
         if not isinstance(nudge, SoftNudge):
@@ -176,36 +185,42 @@ class ResistorNetwork(AbstractNetwork):
         iterations = 1 if cost.quadratic else self.cost_iterations
         return jax.lax.fori_loop(0, iterations, lambda _, x: majorise_minimise(x), guess)
 
-    def _operator(self, w, solve_mask, extra):
-        """The masked system operator and its Jacobi preconditioner."""
+    def _linear_solver(self, w, solve_mask, extra):
+        """solve(rhs, guess) for the masked system (M A M + diag(1 - M + D)) x = rhs."""
         degree = jax.ops.segment_sum(w, self.graph.senders, self.graph.n_nodes) + jax.ops.segment_sum(
             w, self.graph.receivers, self.graph.n_nodes
         )
         diagonal = solve_mask * degree[self.free_nodes] + (1 - solve_mask) + extra
+        zeros_in = jnp.zeros(len(self.input_nodes))
+
+        def matvec(x):
+            laplacian = self.currents(self.potentials(solve_mask * x, zeros_in), w)[self.free_nodes]
+            return solve_mask * laplacian + (1 - solve_mask + extra) * x
+
         tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
         if isinstance(self.solver, lx.CG):
-            zeros_in = jnp.zeros(len(self.input_nodes))
-
-            def matvec(x):
-                masked = solve_mask * x
-                laplacian = self.currents(self.potentials(masked, zeros_in), w)[self.free_nodes]
-                return solve_mask * laplacian + (1 - solve_mask) * x + extra * x
-
-            structure = jax.ShapeDtypeStruct((self.n_free,), w.dtype)
-            operator = lx.FunctionLinearOperator(matvec, structure, tags=tags)
-            return operator, lx.TaggedLinearOperator(
-                lx.DiagonalLinearOperator(1.0 / diagonal), lx.positive_semidefinite_tag
-            )
-        slots = jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes))
-        slots = jnp.minimum(slots, self.n_free - 1)  # fixed nodes: any slot, their entries are 0
+            operator = lx.FunctionLinearOperator(matvec, jax.ShapeDtypeStruct((self.n_free,), w.dtype), tags=tags)
+            jacobi = lx.TaggedLinearOperator(lx.DiagonalLinearOperator(1.0 / diagonal), lx.positive_semidefinite_tag)
+            return lambda rhs, guess: lx.linear_solve(
+                operator, rhs, self.solver, options={"preconditioner": jacobi, "y0": guess}
+            ).value
+        # off-diagonal entries -g_e between free end nodes (fixed ends contribute 0 anywhere)
+        slots = jnp.minimum(jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes)), self.n_free - 1)
         is_free = jnp.zeros(self.graph.n_nodes, bool).at[self.free_nodes].set(True)
         s, r = self.graph.senders, self.graph.receivers
-        both = is_free[s] & is_free[r]
-        off = jnp.where(both, -w, 0.0)
-        matrix = jnp.zeros((self.n_free, self.n_free))
-        matrix = matrix.at[slots[s], slots[r]].add(off).at[slots[r], slots[s]].add(off)
-        matrix = solve_mask[:, None] * matrix * solve_mask[None, :] + jnp.diag(diagonal)
-        return lx.MatrixLinearOperator(matrix, tags), None
+        off = jnp.where(is_free[s] & is_free[r], -w, 0.0) * solve_mask[slots[s]] * solve_mask[slots[r]]
+        rows = jnp.concatenate([slots[s], slots[r], jnp.arange(self.n_free)])
+        cols = jnp.concatenate([slots[r], slots[s], jnp.arange(self.n_free)])
+        values = jnp.concatenate([off, off, diagonal])
+        if isinstance(self.solver, SparseDirect):
+
+            def direct(_, rhs):
+                out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
+                return jax.pure_callback(_superlu, out, rows, cols, values, rhs, vmap_method="sequential")
+
+            return lambda rhs, guess: jax.lax.custom_linear_solve(matvec, rhs, direct, symmetric=True)
+        matrix = jnp.zeros((self.n_free, self.n_free)).at[rows, cols].add(values)
+        return lambda rhs, guess: lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
 
     def project(self, w):
         """g <- max(g, min_conductance)."""
