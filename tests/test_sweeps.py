@@ -244,6 +244,9 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
     assert 3 <= done.sum() < done.size, "the run was not killed mid-sweep"
     with pytest.raises(ValueError, match=r"incomplete: \d+ of 80 chunks missing"):
         sweeps.open_sweep(store)
+    partial = sweeps.open_sweep(store, partial=True).dw.values
+    finished = np.repeat(done, 2)  # two points per chunk
+    assert np.all(np.isnan(partial[~finished])) and not np.any(np.isnan(partial[finished]))
 
     assert main(["sweep", str(path), "--out", str(store), "--resume", "--quiet"]) == 0
     after = sweeps.chunk_runs(store)
@@ -252,6 +255,7 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
     experiment, points, chunk = sweeps.parse_sweep(path.read_text())
     uninterrupted = sweeps.run(experiment, points, chunk=chunk, progress=False)
     assert_same(sweeps.open_sweep(store), uninterrupted.drop_attrs())
+    np.testing.assert_array_equal(partial[finished], uninterrupted.dw.values[finished])
 
 
 def test_cluster_options_and_figure_on_a_scheduler(client, tmp_path, capsys):
