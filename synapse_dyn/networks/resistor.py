@@ -200,9 +200,12 @@ class ResistorNetwork(AbstractNetwork):
         tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
         if isinstance(self.solver, lx.CG):
             operator = lx.FunctionLinearOperator(matvec, jax.ShapeDtypeStruct((self.n_free,), w.dtype), tags=tags)
-            jacobi = lx.TaggedLinearOperator(lx.DiagonalLinearOperator(1.0 / diagonal), lx.positive_semidefinite_tag)
+            # the preconditioner and the initial guess do not change the solution: no tangents
+            jacobi = lx.TaggedLinearOperator(
+                lx.DiagonalLinearOperator(jax.lax.stop_gradient(1.0 / diagonal)), lx.positive_semidefinite_tag
+            )
             return lambda rhs, guess: lx.linear_solve(
-                operator, rhs, self.solver, options={"preconditioner": jacobi, "y0": guess}
+                operator, rhs, self.solver, options={"preconditioner": jacobi, "y0": jax.lax.stop_gradient(guess)}
             ).value
         # off-diagonal entries -g_e between free end nodes (fixed ends contribute 0 anywhere)
         slots = jnp.minimum(jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes)), self.n_free - 1)
