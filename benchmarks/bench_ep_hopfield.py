@@ -30,11 +30,11 @@ def numpy_epoch(w, x, y):
     EP update, written directly with NumPy."""
     (W1, W2), (b1, b2) = [np.array(a) for a in w["weights"]], [np.array(a) for a in w["biases"]]
 
-    def relax(X, H, O, beta, Y, sweeps):
+    def relax(X, H, Out, beta, Y, sweeps):
         for _ in range(sweeps):
-            H = np.clip(X @ W1.T + O @ W2 + b1, 0.0, 1.0)
-            O = (H @ W2.T + b2 + beta * Y) / (1.0 + beta)
-        return H, O
+            H = np.clip(X @ W1.T + Out @ W2 + b1, 0.0, 1.0)
+            Out = (H @ W2.T + b2 + beta * Y) / (1.0 + beta)
+        return H, Out
 
     for start in range(0, len(x) - BATCH + 1, BATCH):
         X, Y = x[start : start + BATCH], y[start : start + BATCH]
@@ -64,7 +64,9 @@ def main():
 
     # identity order (no shuffling) so both implementations see the same batches
     def ours():
-        return jax.block_until_ready(sgd_epoch(net, rule, w, xj, yj, None, jnp.asarray(RATE), BATCH))
+        return jax.block_until_ready(
+            sgd_epoch(net, rule, w, xj, yj, None, jnp.asarray(RATE), BATCH)
+        )
 
     ours()  # compile
     start = time.perf_counter()
@@ -73,8 +75,15 @@ def main():
     start = time.perf_counter()
     w_np = numpy_epoch(w, x, y)
     t_np = time.perf_counter() - start
-    ours_flat = [w_ours["weights"][0], w_ours["weights"][1], w_ours["biases"][0], w_ours["biases"][1]]
-    difference = max(float(np.abs(np.asarray(a) - b).max()) for a, b in zip(ours_flat, w_np))
+    ours_flat = [
+        w_ours["weights"][0],
+        w_ours["weights"][1],
+        w_ours["biases"][0],
+        w_ours["biases"][1],
+    ]
+    difference = max(
+        float(np.abs(np.asarray(a) - b).max()) for a, b in zip(ours_flat, w_np, strict=False)
+    )
     per_epoch = 60000 / args.samples
     print(
         f"EP epoch 784-500-10, {args.samples} samples: ours {t_ours:.2f} s, NumPy {t_np:.2f} s, "

@@ -44,15 +44,25 @@ def linear(side: int):
     n = graph.n_nodes
     inputs = jnp.array([1.0, -1.0])
     timings = {}
-    for name, solver in (("CG", lx.CG(rtol=1e-8, atol=1e-10, max_steps=100 * side)), ("SparseDirect", SparseDirect())):
+    for name, solver in (
+        ("CG", lx.CG(rtol=1e-8, atol=1e-10, max_steps=100 * side)),
+        ("SparseDirect", SparseDirect()),
+    ):
         net = ResistorNetwork(graph, [0, n - 1], [n // 2], ground_nodes=[side - 1], solver=solver)
         w = net.init(jax.random.key(0))
         solve = jax.jit(lambda w, inputs, net=net: net.equilibrium(w, inputs))
-        timings[name] = (best_of(lambda solve=solve: jax.block_until_ready(solve(w, inputs))), np.asarray(solve(w, inputs)))
+        timings[name] = (
+            best_of(lambda solve=solve, w=w: jax.block_until_ready(solve(w, inputs))),
+            np.asarray(solve(w, inputs)),
+        )
 
     s, r, g = graph.senders, graph.receivers, np.asarray(w)
     laplacian = sp.coo_matrix(
-        (np.concatenate([-g, -g, g, g]), (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r]))), shape=(n, n)
+        (
+            np.concatenate([-g, -g, g, g]),
+            (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r])),
+        ),
+        shape=(n, n),
     ).tocsr()
     free = net.free_nodes
     fixed = np.array([0, n - 1, side - 1])
@@ -73,7 +83,9 @@ def linear(side: int):
 def diode(sizes, gain):
     net = DiodeNetwork(sizes, input_gain=gain, free_sweeps=1, nudged_sweeps=1)
     w = net.init(jax.random.key(1))
-    w["biases"] = tuple(0.01 * jax.random.normal(jax.random.key(k), b.shape) for k, b in enumerate(w["biases"]))
+    w["biases"] = tuple(
+        0.01 * jax.random.normal(jax.random.key(k), b.shape) for k, b in enumerate(w["biases"])
+    )
     inputs = jax.random.uniform(jax.random.key(2), (sizes[0],))
     sweep = jax.jit(lambda x: net.sweep(w, inputs, None, x))
 
@@ -82,7 +94,7 @@ def diode(sizes, gain):
     while True:
         new = sweep(x)
         sweeps += 1
-        change = max(float(jnp.abs(a - b).max()) for a, b in zip(new, x))
+        change = max(float(jnp.abs(a - b).max()) for a, b in zip(new, x, strict=False))
         x = new
         if change < 1e-9 or sweeps > 10000:
             break
@@ -97,7 +109,9 @@ def diode(sizes, gain):
     names = [name for layer in net.node_names() for name in layer]
     ours_v = np.concatenate([np.asarray(layer) for layer in x])
     error = np.abs(np.array([spice[k] for k in names]) - ours_v).max()
-    current = float(np.abs(np.concatenate([np.asarray(g) for g in jax.grad(net.energy)(x, w, inputs)])).max())
+    current = float(
+        np.abs(np.concatenate([np.asarray(g) for g in jax.grad(net.energy)(x, w, inputs)])).max()
+    )
     print(
         f"diode   nodes={sum(net.layer_sizes):>6d} resistors={sum(W.size for W in w['weights'])}  ours {ours * 1e3:8.1f} ms "
         f"({sweeps} sweeps)   ngspice op {theirs * 1e3:9.1f} ms   ratio {theirs / ours:7.1f}   "
@@ -111,7 +125,9 @@ def with_sweeps(net, sweeps):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="10^3 and 10^4 nodes only, smaller diode network")
+    parser.add_argument(
+        "--quick", action="store_true", help="10^3 and 10^4 nodes only, smaller diode network"
+    )
     args = parser.parse_args()
     for side in (32, 100) if args.quick else (32, 100, 317):
         linear(side)

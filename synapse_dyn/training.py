@@ -29,7 +29,9 @@ COSTS = ("mse", "cross_entropy")
 
 def _field(default, doc):
     if isinstance(default, list | dict):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"doc": doc}
+        )
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
@@ -38,37 +40,68 @@ class TrainConfig:
     """One training experiment. Every field has a default; see each field's ``doc``."""
 
     substrate: str = _field("resistor", f"network substrate, one of {SUBSTRATES}")
-    rule: str = _field("ep", f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient)")
-    variant: str = _field("centered", "perturbation signs: positive, negative, centered or random (ep, cpl)")
+    rule: str = _field(
+        "ep", f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient)"
+    )
+    variant: str = _field(
+        "centered", "perturbation signs: positive, negative, centered or random (ep, cpl)"
+    )
     beta: float = _field(0.5, "EP nudge strength beta > 0")
     eta: float = _field(0.5, "CpL clamp strength, 0 < eta <= 1")
     cost: str = _field("mse", f"cost on the outputs, one of {COSTS}")
     task: str = _field("regression", f"data set, one of {TASKS}")
     mnist_path: str = _field("mnist.npz", "path of a local mnist.npz (task = mnist)")
-    n_train: int = _field(200, "training samples for generated tasks (regression, allostery); cap for mnist")
+    n_train: int = _field(
+        200, "training samples for generated tasks (regression, allostery); cap for mnist"
+    )
     n_test: int = _field(100, "test samples for generated tasks; cap for mnist")
     test_fraction: float = _field(0.3, "held-out fraction for iris and digits")
-    n_nodes: int = _field(64, "nodes of the resistor network's random graph / the elastic triangular lattice")
+    n_nodes: int = _field(
+        64, "nodes of the resistor network's random graph / the elastic triangular lattice"
+    )
     n_inputs: int = _field(2, "input nodes of the regression task (resistor)")
     n_outputs: int = _field(2, "output nodes of the regression task (resistor)")
-    allostery_ratio: float = _field(1.0, "desired target-edge strain per unit source-edge strain (allostery)")
+    allostery_ratio: float = _field(
+        1.0, "desired target-edge strain per unit source-edge strain (allostery)"
+    )
     max_strain: float = _field(0.05, "largest source-edge strain of the allostery task")
-    hidden: list = _field([32], "hidden layer sizes of layered substrates (diode, hopfield); even for diode")
+    hidden: list = _field(
+        [32], "hidden layer sizes of layered substrates (diode, hopfield); even for diode"
+    )
     input_gain: float = _field(1.0, "gain of the duplicated input sources (diode)")
-    free_sweeps: int = _field(20, "block coordinate descent sweeps of the free phase (diode, hopfield)")
+    free_sweeps: int = _field(
+        20, "block coordinate descent sweeps of the free phase (diode, hopfield)"
+    )
     nudged_sweeps: int = _field(4, "sweeps of each perturbed phase (diode, hopfield)")
     init_gain: float = _field(0.5, "weight initialisation scale (hopfield)")
     learning_rate: float = _field(0.05, "SGD step alpha in w <- project(w - alpha g_hat)")
-    lr_decay: float = _field(1.0, "learning rate multiplied by this factor after every epoch (0 < lr_decay <= 1)")
+    lr_decay: float = _field(
+        1.0, "learning rate multiplied by this factor after every epoch (0 < lr_decay <= 1)"
+    )
     epochs: int = _field(20, "passes over the training set")
     batch_size: int = _field(16, "samples per mini-batch (the last partial batch is dropped)")
     seed: int = _field(0, "seed of the task split, the parameter init and the batch order")
 
     def __post_init__(self):
-        for name, allowed in (("substrate", SUBSTRATES), ("rule", RULES), ("task", TASKS), ("cost", COSTS)):
+        for name, allowed in (
+            ("substrate", SUBSTRATES),
+            ("rule", RULES),
+            ("task", TASKS),
+            ("cost", COSTS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
-        for name in ("epochs", "batch_size", "n_train", "n_test", "n_nodes", "n_inputs", "n_outputs", "free_sweeps", "nudged_sweeps"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "n_train",
+            "n_test",
+            "n_nodes",
+            "n_inputs",
+            "n_outputs",
+            "free_sweeps",
+            "nudged_sweeps",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         if not self.learning_rate > 0:
@@ -83,19 +116,33 @@ def _build(config: TrainConfig):
     key_w, key_teacher = jax.random.split(key)
     if config.substrate == "elastic":
         if config.task != "allostery":
-            raise ValueError(f"the elastic substrate trains on the allostery task, not {config.task!r}.")
+            raise ValueError(
+                f"the elastic substrate trains on the allostery task, not {config.task!r}."
+            )
         rows = max(3, int(round(math.sqrt(config.n_nodes))))
-        graph = nw.triangular_lattice(rows, max(3, config.n_nodes // rows), jitter=0.2, seed=config.seed)
+        graph = nw.triangular_lattice(
+            rows, max(3, config.n_nodes // rows), jitter=0.2, seed=config.seed
+        )
         middle = 0.5 * (graph.positions[graph.senders] + graph.positions[graph.receivers])
-        network = nw.ElasticNetwork(graph, [int(np.argmin(middle[:, 0]))], [int(np.argmax(middle[:, 0]))])
-        task = tasks.allostery([[config.allostery_ratio]], config.max_strain, config.n_train, config.n_test, config.seed)
+        network = nw.ElasticNetwork(
+            graph, [int(np.argmin(middle[:, 0]))], [int(np.argmax(middle[:, 0]))]
+        )
+        task = tasks.allostery(
+            [[config.allostery_ratio]],
+            config.max_strain,
+            config.n_train,
+            config.n_test,
+            config.seed,
+        )
         return network, network.init(key_w), task
     if config.substrate == "resistor":
         task = None if config.task == "regression" else _classification_task(config)
         n_in = config.n_inputs if task is None else task.n_inputs
         n_out = config.n_outputs if task is None else task.n_outputs
         if config.n_nodes < n_in + n_out + 2:
-            raise ValueError(f"n_nodes must be >= n_inputs + n_outputs + 2 = {n_in + n_out + 2}, got {config.n_nodes}.")
+            raise ValueError(
+                f"n_nodes must be >= n_inputs + n_outputs + 2 = {n_in + n_out + 2}, got {config.n_nodes}."
+            )
         graph = nw.random_graph(config.n_nodes, seed=config.seed)
         nodes = np.arange(config.n_nodes)
         network = nw.ResistorNetwork(
@@ -103,18 +150,30 @@ def _build(config: TrainConfig):
         )
         if task is None:
             # a teacher with log-uniform conductances over [e^-3, e^3] sets the targets
-            teacher = jnp.exp(jax.random.uniform(key_teacher, (graph.n_edges,), minval=-3.0, maxval=3.0))
-            matrix = jax.vmap(lambda x: network.output(network.equilibrium(teacher, x)))(jnp.eye(n_in)).T
-            task = tasks.linear_regression(np.asarray(matrix), config.n_train, config.n_test, seed=config.seed)
+            teacher = jnp.exp(
+                jax.random.uniform(key_teacher, (graph.n_edges,), minval=-3.0, maxval=3.0)
+            )
+            matrix = jax.vmap(lambda x: network.output(network.equilibrium(teacher, x)))(
+                jnp.eye(n_in)
+            ).T
+            task = tasks.linear_regression(
+                np.asarray(matrix), config.n_train, config.n_test, seed=config.seed
+            )
         return network, network.init(key_w), task
     task = _classification_task(config) if config.task != "regression" else None
     if task is None:
-        raise ValueError(f"the {config.substrate} substrate trains on iris, digits or mnist, not {config.task!r}.")
+        raise ValueError(
+            f"the {config.substrate} substrate trains on iris, digits or mnist, not {config.task!r}."
+        )
     sizes = (task.n_inputs, *[int(n) for n in config.hidden], task.n_outputs)
     if config.substrate == "diode":
-        network = nw.DiodeNetwork(sizes, config.input_gain, config.free_sweeps, config.nudged_sweeps)
+        network = nw.DiodeNetwork(
+            sizes, config.input_gain, config.free_sweeps, config.nudged_sweeps
+        )
     else:
-        network = nw.HopfieldNetwork(sizes, config.free_sweeps, config.nudged_sweeps, gain=config.init_gain)
+        network = nw.HopfieldNetwork(
+            sizes, config.free_sweeps, config.nudged_sweeps, gain=config.init_gain
+        )
     return network, network.init(key_w), task
 
 
@@ -166,7 +225,11 @@ def _metrics(network, w, task, cost):
     """Means over each split of one evaluation of both splits together (one compiled program)."""
     n_train = len(task.x_train)
     result = rules.evaluate(
-        network, w, jnp.concatenate([task.x_train, task.x_test]), jnp.concatenate([task.y_train, task.y_test]), cost
+        network,
+        w,
+        jnp.concatenate([task.x_train, task.x_test]),
+        jnp.concatenate([task.y_train, task.y_test]),
+        cost,
     )
     out = {}
     for split, part in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
@@ -182,8 +245,14 @@ ATTRS = {
     "test_loss": ("mean cost C(o, y) on the test set", "1"),
     "train_accuracy": ("fraction of training samples with argmax o = argmax y", "1"),
     "test_accuracy": ("fraction of test samples with argmax o = argmax y", "1"),
-    "train_energy": ("mean free-equilibrium energy E on the training set", "energy units of the substrate"),
-    "test_energy": ("mean free-equilibrium energy E on the test set", "energy units of the substrate"),
+    "train_energy": (
+        "mean free-equilibrium energy E on the training set",
+        "energy units of the substrate",
+    ),
+    "test_energy": (
+        "mean free-equilibrium energy E on the test set",
+        "energy units of the substrate",
+    ),
     "parameter_norm": ("Euclidean norm of all parameters", "parameter units of the substrate"),
 }
 
@@ -194,16 +263,24 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     rule = _rule(config)
     cost = rule.cost
     if config.batch_size > len(task.x_train):
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; lower it.")
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; lower it."
+        )
     rules.validate(network, w, (task.x_train, task.y_train), rule, key=jax.random.key(0))
     rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
     history = [_metrics(network, w, task, cost)]
-    bar = tqdm(range(config.epochs), desc=f"{config.substrate}/{config.rule}/{config.task}", disable=not progress)
+    bar = tqdm(
+        range(config.epochs),
+        desc=f"{config.substrate}/{config.rule}/{config.task}",
+        disable=not progress,
+    )
     for epoch in bar:
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
-        w = sgd_epoch(network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size)
+        w = sgd_epoch(
+            network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
+        )
         history.append(_metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             raise FloatingPointError(
@@ -212,12 +289,22 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
     names = [k for k in ATTRS if task.kind == "classification" or "accuracy" not in k]
     data = {
-        k: ("epoch", np.array([h[k] for h in history]), {"long_name": ATTRS[k][0], "units": ATTRS[k][1]})
+        k: (
+            "epoch",
+            np.array([h[k] for h in history]),
+            {"long_name": ATTRS[k][0], "units": ATTRS[k][1]},
+        )
         for k in names
     }
     return xr.Dataset(
         data,
-        coords={"epoch": ("epoch", np.arange(config.epochs + 1), {"long_name": "training epoch", "units": "1"})},
+        coords={
+            "epoch": (
+                "epoch",
+                np.arange(config.epochs + 1),
+                {"long_name": "training epoch", "units": "1"},
+            )
+        },
         attrs={
             "title": f"{config.substrate} network trained by {config.rule} on {config.task}",
             "synapse_dyn_version": synapse_dyn.__version__,

@@ -43,7 +43,10 @@ def test_force_balance_and_clamp(setup):
     np.testing.assert_allclose(net.output(xc), [0.02], atol=1e-12)
     # clamped: only the two target nodes feel an unbalanced (constraint) force, equal and opposite
     force = spring_forces(net, xc, w, inputs)
-    target_nodes = [net.graph.senders[net.target_edges[0]], net.graph.receivers[net.target_edges[0]]]
+    target_nodes = [
+        net.graph.senders[net.target_edges[0]],
+        net.graph.receivers[net.target_edges[0]],
+    ]
     others = np.setdiff1d(net.free_nodes, target_nodes)
     assert np.abs(force[others]).max() < 1e-10
     np.testing.assert_allclose(force[target_nodes[0]], -force[target_nodes[1]], atol=1e-10)
@@ -59,7 +62,7 @@ def test_small_strain_limit_is_linear_elasticity(setup):
     n_nodes, s, r = net.graph.n_nodes, net.graph.senders, net.graph.receivers
     unit = (p0[s] - p0[r]) / net.rest_lengths[:, None]
     stiffness = np.zeros((n_nodes, 2, n_nodes, 2))
-    for e, (a, b) in enumerate(zip(s, r)):
+    for e, (a, b) in enumerate(zip(s, r, strict=False)):
         block = float(w[e]) * np.outer(unit[e], unit[e])
         for i, j, sign in ((a, a, 1), (b, b, 1), (a, b, -1), (b, a, -1)):
             stiffness[i, :, j, :] += sign * block
@@ -72,7 +75,9 @@ def test_small_strain_limit_is_linear_elasticity(setup):
     free = (2 * net.free_nodes[:, None] + np.arange(2)).ravel()
     fixed = np.setdiff1d(np.arange(2 * n_nodes), free)
     u_flat = u.ravel()
-    u_flat[free] = np.linalg.solve(stiffness[np.ix_(free, free)], -stiffness[np.ix_(free, fixed)] @ u_flat[fixed])
+    u_flat[free] = np.linalg.solve(
+        stiffness[np.ix_(free, free)], -stiffness[np.ix_(free, fixed)] @ u_flat[fixed]
+    )
     u = u_flat.reshape(n_nodes, 2)
     e_t = net.target_edges[0]
     linear = unit[e_t] @ (u[s[e_t]] - u[r[e_t]]) / net.rest_lengths[e_t]
@@ -89,7 +94,12 @@ def test_bad_input(setup):
     with pytest.raises(ValueError, match=r"shape \(1,\)"):
         net.equilibrium(w, jnp.array([0.05, 0.01]))
     # a square without a diagonal is a mechanism
-    square = Graph(5, [0, 1, 2, 3, 0], [1, 2, 3, 0, 4], np.array([[0, 0], [1, 0], [1, 1], [0, 1], [-1, 0.2]], float))
+    square = Graph(
+        5,
+        [0, 1, 2, 3, 0],
+        [1, 2, 3, 0, 4],
+        np.array([[0, 0], [1, 0], [1, 1], [0, 1], [-1, 0.2]], float),
+    )
     with pytest.raises(ValueError, match=r"floppy: nodes \[.*\]"):
         ElasticNetwork(square, [0], [2])
     with pytest.raises(ValueError, match="touch source nodes"):

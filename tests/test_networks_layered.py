@@ -19,7 +19,9 @@ def diode():
     net = DiodeNetwork((3, 8, 6, 2), input_gain=1.5, free_sweeps=400, nudged_sweeps=400)
     w = net.init(jax.random.key(4))
     keys = jax.random.split(jax.random.key(5), 3)
-    w["biases"] = tuple(0.2 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"]))
+    w["biases"] = tuple(
+        0.2 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"], strict=False)
+    )
     return net, w, jnp.array([0.6, -0.4, 0.9])
 
 
@@ -49,7 +51,7 @@ def test_kkt_conditions(case):
     x, grad = free_state_and_gradient(net, w, inputs)
     lower, upper = net.state_bounds()
     active = 0
-    for v, g, lo, hi in zip(x, grad, lower, upper):
+    for v, g, lo, hi in zip(x, grad, lower, upper, strict=False):
         assert np.all(v >= lo) and np.all(v <= hi)
         at_lo, at_hi = np.asarray(v == lo), np.asarray(v == hi)
         inside = ~(at_lo | at_hi)
@@ -70,8 +72,18 @@ def test_matches_independent_qp_solver(case):
     lower, upper = (ravel_pytree(b)[0] for b in net.state_bounds())
     energy = jax.jit(jax.value_and_grad(lambda fx: net.energy(unravel(fx), w, inputs)))
     fun = lambda fx: tuple(np.asarray(a, float) for a in energy(jnp.asarray(fx)))
-    bounds = [(None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi) for lo, hi in zip(lower, upper)]
-    result = scipy.optimize.minimize(fun, np.zeros(flat_x.size), jac=True, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    bounds = [
+        (None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi)
+        for lo, hi in zip(lower, upper, strict=False)
+    ]
+    result = scipy.optimize.minimize(
+        fun,
+        np.zeros(flat_x.size),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000},
+    )
     np.testing.assert_allclose(result.x, flat_x, atol=1e-6)
 
 
@@ -110,14 +122,21 @@ def test_relaxation_flow_reaches_equilibrium():
     nudge = SoftNudge(0.4, jnp.array([0.8, 0.1]))
     ts = jnp.linspace(0.0, 200.0, 30)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(net.vector_field), diffrax.Tsit5(), 0.0, 200.0, 0.05, net.initial_state(),
-        args=(w, inputs, nudge), saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10), max_steps=20000,
+        diffrax.ODETerm(net.vector_field),
+        diffrax.Tsit5(),
+        0.0,
+        200.0,
+        0.05,
+        net.initial_state(),
+        args=(w, inputs, nudge),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+        max_steps=20000,
     )
     energies = jax.vmap(lambda x: net.total_energy(x, w, inputs, nudge))(solution.ys)
     assert np.all(np.diff(np.asarray(energies)) <= 1e-9)
     final = tuple(layer[-1] for layer in solution.ys)
-    for a, b in zip(final, net.equilibrium(w, inputs, nudge)):
+    for a, b in zip(final, net.equilibrium(w, inputs, nudge), strict=False):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
@@ -125,10 +144,14 @@ def test_local_currents_are_energy_gradients(case):
     net, w, inputs = case
     x, _ = free_state_and_gradient(net, w, inputs)
     local = ravel_pytree(net.synaptic_current(x, w, inputs))[0]
-    np.testing.assert_allclose(local, ravel_pytree(jax.grad(net.energy, argnums=1)(x, w, inputs))[0], atol=1e-13)
+    np.testing.assert_allclose(
+        local, ravel_pytree(jax.grad(net.energy, argnums=1)(x, w, inputs))[0], atol=1e-13
+    )
 
 
-@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+@pytest.mark.skipif(
+    not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)"
+)
 def test_diode_network_matches_ngspice():
     net, w, inputs = diode()
     x, grad = free_state_and_gradient(net, w, inputs)
@@ -144,7 +167,10 @@ def test_diode_network_matches_ngspice():
 
 def test_bad_input():
     net, w, inputs = diode()
-    bad = {"weights": (w["weights"][0].at[0, 1].set(-0.1), *w["weights"][1:]), "biases": w["biases"]}
+    bad = {
+        "weights": (w["weights"][0].at[0, 1].set(-0.1), *w["weights"][1:]),
+        "biases": w["biases"],
+    }
     with pytest.raises(ValueError, match=r"weights\[0\] at \[\[0, 1\]\].*project"):
         net.equilibrium(bad, inputs)
     dead = {"weights": (w["weights"][0].at[2].set(0.0), *w["weights"][1:]), "biases": w["biases"]}

@@ -12,9 +12,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from synapse_dyn.networks import (
+    MSE,
     Clamp,
     CrossEntropy,
-    MSE,
     ResistorNetwork,
     SoftNudge,
     SparseDirect,
@@ -70,11 +70,16 @@ SOLVERS = {
 @pytest.fixture(scope="module")
 def lattice_case():
     graph = lattice(12, 15)
-    nets = {name: ResistorNetwork(graph, [0, 179], [90, 91], [7], solver=solver) for name, solver in SOLVERS.items()}
+    nets = {
+        name: ResistorNetwork(graph, [0, 179], [90, 91], [7], solver=solver)
+        for name, solver in SOLVERS.items()
+    }
     w = nets["dense"].init(jax.random.key(2))
     inputs, target = jnp.array([1.0, -1.0]), jnp.array([0.2, -0.1])
     states = {
-        name: jax.jit(lambda w, i, y, net=net: all_states(net, w, i, y), compiler_options=FAST_COMPILE)(w, inputs, target)
+        name: jax.jit(
+            lambda w, i, y, net=net: all_states(net, w, i, y), compiler_options=FAST_COMPILE
+        )(w, inputs, target)
         for name, net in nets.items()
     }
     return nets, w, inputs, states
@@ -86,11 +91,15 @@ def test_kirchhoff_current_law_free_nudged_clamped(lattice_case, solver):
     net, out = nets[solver], states[solver]
     assert jnp.abs(out["kcl_free"]).max() < 1e-9
     # nudged: the only unbalanced currents are the injected beta (y - v_o) at the outputs
-    injected = net.clamp(jnp.zeros(net.n_free), BETA * (jnp.array([0.2, -0.1]) - net.output(out["nudged"])))
+    injected = net.clamp(
+        jnp.zeros(net.n_free), BETA * (jnp.array([0.2, -0.1]) - net.output(out["nudged"]))
+    )
     assert jnp.abs(out["kcl_nudged"] - injected).max() < 1e-9
     assert jnp.abs(injected).max() > 1e-3
     # cross-entropy (majorise-minimise): injected -beta (softmax(o) - y), the exact minimiser
-    injected = net.clamp(jnp.zeros(net.n_free), -BETA * (jax.nn.softmax(net.output(out["cross_entropy"])) - ONE_HOT))
+    injected = net.clamp(
+        jnp.zeros(net.n_free), -BETA * (jax.nn.softmax(net.output(out["cross_entropy"])) - ONE_HOT)
+    )
     assert jnp.abs(out["kcl_cross_entropy"] - injected).max() < 1e-9
     # clamped: outputs sit at the clamp values, KCL holds at every other free node
     np.testing.assert_allclose(net.output(out["clamped"]), CLAMP, atol=1e-14)
@@ -104,15 +113,27 @@ def test_solvers_agree_with_scipy(lattice_case):
     graph = nets["dense"].graph
     n = graph.n_nodes
     s, r, g = graph.senders, graph.receivers, np.asarray(w)
-    lap = sp.coo_matrix((np.concatenate([-g, -g, g, g]), (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r]))), shape=(n, n)).tocsr()
+    lap = sp.coo_matrix(
+        (
+            np.concatenate([-g, -g, g, g]),
+            (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r])),
+        ),
+        shape=(n, n),
+    ).tocsr()
     free, fixed = nets["dense"].free_nodes, np.array([0, 179, 7])
-    x_scipy = spla.spsolve(lap[free][:, free].tocsc(), -lap[free][:, fixed] @ np.array([1.0, -1.0, 0.0]))
+    x_scipy = spla.spsolve(
+        lap[free][:, free].tocsc(), -lap[free][:, fixed] @ np.array([1.0, -1.0, 0.0])
+    )
     for name, out in states.items():
         np.testing.assert_allclose(out["free"], x_scipy, atol=1e-10, err_msg=name)
         for key in ("nudged", "clamped", "cross_entropy"):
-            np.testing.assert_allclose(out[key], states["dense"][key], atol=1e-10, err_msg=f"{name} {key}")
+            np.testing.assert_allclose(
+                out[key], states["dense"][key], atol=1e-10, err_msg=f"{name} {key}"
+            )
         # gradients through each solver's adjoint (lineax, custom_linear_solve) agree
-        np.testing.assert_allclose(out["grad"], states["dense"]["grad"], rtol=1e-8, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(
+            out["grad"], states["dense"]["grad"], rtol=1e-8, atol=1e-13, err_msg=name
+        )
 
 
 def test_synaptic_current_is_local_gradient(setup):
@@ -126,7 +147,7 @@ def test_synaptic_current_is_local_gradient(setup):
 
 def test_from_networkx_matches_lattice():
     grid = networkx.grid_2d_graph(3, 4)
-    for (row, col) in grid.nodes:
+    for row, col in grid.nodes:
         grid.nodes[(row, col)]["pos"] = (col, row)
     graph = from_networkx(grid)
     net = ResistorNetwork(graph, [0], [11], ground_nodes=[5])
@@ -137,7 +158,9 @@ def test_from_networkx_matches_lattice():
     )
 
 
-@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+@pytest.mark.skipif(
+    not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)"
+)
 def test_matches_ngspice(setup):
     net, w, inputs, _ = setup
     x = net.equilibrium(w, inputs)
@@ -157,7 +180,9 @@ def test_bad_input(setup):
         net.equilibrium(w, inputs[:2])
     graph = lattice(1, 6)  # chain 0-1-2-3-4-5
     with pytest.raises(ValueError, match=r"nodes \[3, 4, 5\] have no path"):
-        ResistorNetwork(graph, [0], [1], ground_nodes=[2]).check_parameters(jnp.array([1.0, 1, 0, 1, 1]))
+        ResistorNetwork(graph, [0], [1], ground_nodes=[2]).check_parameters(
+            jnp.array([1.0, 1, 0, 1, 1])
+        )
     two_parts = networkx.Graph([(0, 1), (1, 2), (3, 4)])
     with pytest.raises(ValueError, match=r"nodes \[3, 4\] have no path"):
         ResistorNetwork(from_networkx(two_parts), [0], [1])

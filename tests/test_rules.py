@@ -26,7 +26,9 @@ def diode():
     net = nw.DiodeNetwork((3, 6, 4, 2), input_gain=2.0, free_sweeps=300, nudged_sweeps=300)
     w = net.init(jax.random.key(0))
     keys = jax.random.split(jax.random.key(1), 3)
-    w["biases"] = tuple(0.3 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"]))
+    w["biases"] = tuple(
+        0.3 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"], strict=False)
+    )
     return net, w, jnp.array([0.5, -0.3, 0.8]), jnp.array([0.3, 0.1])
 
 
@@ -101,11 +103,20 @@ def compute_report(net, w, inputs, target):
     directions = jax.random.normal(jax.random.key(7), (3, flat_w.size))
     signs = jnp.array([1.0, -1.0])
     moved = flat_w[None, None, :] + EPS * signs[None, :, None] * directions[:, None, :]  # (3, 2, n)
-    report = {"exact": flat(rules.implicit_gradient(net, w, inputs, target)), "directions": directions}
-    report["loss_moved"] = jax.vmap(jax.vmap(lambda fw: loss(net, unravel(fw), inputs, target)))(moved)
+    report = {
+        "exact": flat(rules.implicit_gradient(net, w, inputs, target)),
+        "directions": directions,
+    }
+    report["loss_moved"] = jax.vmap(jax.vmap(lambda fw: loss(net, unravel(fw), inputs, target)))(
+        moved
+    )
     all_betas = jnp.append(BETAS, FINITE_BETA)
     for variant in ("positive", "negative", "centered"):
-        estimates = jax.vmap(lambda b: flat(rules.EP(b, variant).estimate(net, w, inputs, target, ONE)))(all_betas)
+        estimates = jax.vmap(
+            lambda b, variant=variant: flat(
+                rules.EP(b, variant).estimate(net, w, inputs, target, ONE)
+            )
+        )(all_betas)
         report[f"ep_{variant}"], report[f"finite_{variant}"] = estimates[:-1], estimates[-1]
     phi = lambda fw, b: rules.primitive(net, unravel(fw), inputs, target, b)
     phi_betas = jnp.array([-FINITE_BETA, 0.0, FINITE_BETA, -BOUND_BETA, BOUND_BETA])
@@ -118,11 +129,15 @@ def compute_report(net, w, inputs, target):
     report["free_energy"] = net.energy(x_free, w, inputs)
     o = net.output(x_free)
     weighted = output_stiffness(net, w, inputs, x_free) @ (o - target)
-    report["cpl_limit"] = flat(rules.implicit_gradient(net, w, inputs, target, LinearCost(weighted)))
+    report["cpl_limit"] = flat(
+        rules.implicit_gradient(net, w, inputs, target, LinearCost(weighted))
+    )
     report["cpl"] = flat(rules.CpL(ETA, "centered").estimate(net, w, inputs, target, ONE))
     x_clamped = net.equilibrium(w, inputs, nw.Clamp(target), x_free)
     report["clamped_output"] = net.output(x_clamped)
-    report["cl_secant"] = flat(net.synaptic_current(x_clamped, w, inputs)) - flat(net.synaptic_current(x_free, w, inputs))
+    report["cl_secant"] = flat(net.synaptic_current(x_clamped, w, inputs)) - flat(
+        net.synaptic_current(x_free, w, inputs)
+    )
     report["cl"] = flat(rules.CL().estimate(net, w, inputs, target, ONE))
     return report
 
@@ -164,14 +179,18 @@ def test_exact_gradient_equals_lineax_adjoint():
     )
 
 
-@pytest.mark.parametrize("variant,b1,b2", [("positive", 1, 2), ("negative", 0, 1), ("centered", 0, 2)])
+@pytest.mark.parametrize(
+    "variant,b1,b2", [("positive", 1, 2), ("negative", 0, 1), ("centered", 0, 2)]
+)
 def test_ep_is_finite_difference_of_primitive(report, variant, b1, b2):
     """At finite beta: g_hat(b1, b2) . d = d/dw [Phi(b2) - Phi(b1)] . d / (b2 - b1)
     (indices into (-beta, 0, beta))."""
     phi = report["phi_moved"]  # (direction, sign, beta)
     span = FINITE_BETA * (b2 - b1)
     fd = ((phi[:, 0, b2] - phi[:, 0, b1]) - (phi[:, 1, b2] - phi[:, 1, b1])) / (2 * EPS * span)
-    np.testing.assert_allclose(report["directions"] @ report[f"finite_{variant}"], fd, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(
+        report["directions"] @ report[f"finite_{variant}"], fd, rtol=1e-6, atol=1e-10
+    )
 
 
 def test_secant_bounds_on_loss(report):
@@ -184,7 +203,9 @@ def test_cpl_limit_is_gradient_in_output_stiffness_metric(report):
     """eta -> 0: g_CpL = (do/dw)^T H_oo dC/do, the implicit gradient of the linear cost
     c . o with c = H_oo dC/do."""
     expected = report["cpl_limit"]
-    np.testing.assert_allclose(report["cpl"], expected, rtol=1e-5, atol=1e-9 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        report["cpl"], expected, rtol=1e-5, atol=1e-9 * np.abs(expected).max()
+    )
 
 
 def test_cl_is_full_clamp(case, report):
@@ -225,9 +246,18 @@ def test_bad_input():
         (lambda: rules.CpL(1.5), r"CpL eta must lie in \(0.0, 1.0\]"),
         (lambda: rules.CpL(0.0), r"CpL eta must lie in \(0.0, 1.0\]"),
         (lambda: rules.EP(0.1, "sideways"), "variant must be one of"),
-        (lambda: rules.update(net, w, (inputs[None, :1], target[None]), rules.EP(0.1)), r"shape \(\.\.\., 2\)"),
-        (lambda: rules.update(net, w, (inputs[None], target[None, :1]), rules.EP(0.1)), r"targets must have shape"),
-        (lambda: rules.update(net, w, (inputs[None] * jnp.nan, target[None]), rules.EP(0.1)), "finite"),
+        (
+            lambda: rules.update(net, w, (inputs[None, :1], target[None]), rules.EP(0.1)),
+            r"shape \(\.\.\., 2\)",
+        ),
+        (
+            lambda: rules.update(net, w, (inputs[None], target[None, :1]), rules.EP(0.1)),
+            r"targets must have shape",
+        ),
+        (
+            lambda: rules.update(net, w, (inputs[None] * jnp.nan, target[None]), rules.EP(0.1)),
+            "finite",
+        ),
         (lambda: rules.update(net, -w, batch, rules.EP(0.1)), "conductances must be >= 0"),
         (lambda: rules.update(net, w, batch, rules.EP(0.1, "random")), "PRNG key"),
     ]:

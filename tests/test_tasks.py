@@ -39,7 +39,13 @@ def test_mnist_from_local_file(tmp_path):
         tasks.mnist(str(tmp_path / "mnist.npz"))
     rng = np.random.default_rng(0)
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (30, 28, 28)), y_train=rng.integers(0, 10, 30), x_test=rng.integers(0, 256, (5, 28, 28)), y_test=np.arange(5))
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (30, 28, 28)),
+        y_train=rng.integers(0, 10, 30),
+        x_test=rng.integers(0, 256, (5, 28, 28)),
+        y_test=np.arange(5),
+    )
     task = tasks.mnist(str(path), n_train=20)
     assert task.x_train.shape == (20, 784) and task.x_train.max() <= 1.0
     np.testing.assert_array_equal(task.y_test.argmax(1), np.arange(5))
@@ -50,8 +56,22 @@ def test_mnist_from_local_file(tmp_path):
 
 def test_bad_task_data():
     with pytest.raises(ValueError, match="x_train must be finite"):
-        tasks.Task("t", "regression", np.array([[np.nan]]), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
+        tasks.Task(
+            "t",
+            "regression",
+            np.array([[np.nan]]),
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+        )
     with pytest.raises(ValueError, match="as many rows"):
-        tasks.Task("t", "regression", np.zeros((2, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
+        tasks.Task(
+            "t",
+            "regression",
+            np.zeros((2, 1)),
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+        )
     with pytest.raises(ValueError, match="test_fraction must lie in"):
         tasks.iris(test_fraction=1.0)

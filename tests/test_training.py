@@ -10,11 +10,14 @@ import pytest
 
 from synapse_dyn.training import TrainConfig, train
 
-REGRESSION = dict(substrate="resistor", task="regression", n_nodes=40, epochs=15, n_train=160, n_test=80)
+REGRESSION = dict(
+    substrate="resistor", task="regression", n_nodes=40, epochs=15, n_train=160, n_test=80
+)
 
 
 @pytest.mark.parametrize(
-    "rule,extra", [("ep", dict(beta=0.5, learning_rate=10.0)), ("cpl", dict(eta=0.5, learning_rate=20.0))]
+    "rule,extra",
+    [("ep", dict(beta=0.5, learning_rate=10.0)), ("cpl", dict(eta=0.5, learning_rate=20.0))],
 )
 def test_resistor_regression_reaches_one_percent(rule, extra):
     curves = train(TrainConfig(rule=rule, **REGRESSION, **extra), progress=False)
@@ -26,8 +29,19 @@ def test_resistor_regression_reaches_one_percent(rule, extra):
 
 def test_hopfield_iris_and_curves_are_self_describing():
     config = TrainConfig(
-        substrate="hopfield", task="iris", rule="ep", variant="centered", beta=0.5, hidden=[32],
-        batch_size=4, free_sweeps=30, nudged_sweeps=10, learning_rate=0.1, lr_decay=0.97, epochs=50, seed=1,
+        substrate="hopfield",
+        task="iris",
+        rule="ep",
+        variant="centered",
+        beta=0.5,
+        hidden=[32],
+        batch_size=4,
+        free_sweeps=30,
+        nudged_sweeps=10,
+        learning_rate=0.1,
+        lr_decay=0.97,
+        epochs=50,
+        seed=1,
     )
     curves = train(config, progress=False)
     assert curves["test_accuracy"].values[-1] >= 0.93
@@ -42,8 +56,18 @@ def test_hopfield_iris_and_curves_are_self_describing():
 
 def test_hopfield_digits_centered_ep():
     config = TrainConfig(
-        substrate="hopfield", task="digits", rule="ep", variant="centered", beta=0.5, hidden=[64],
-        batch_size=16, free_sweeps=20, nudged_sweeps=8, learning_rate=0.1, lr_decay=0.95, epochs=10,
+        substrate="hopfield",
+        task="digits",
+        rule="ep",
+        variant="centered",
+        beta=0.5,
+        hidden=[64],
+        batch_size=16,
+        free_sweeps=20,
+        nudged_sweeps=8,
+        learning_rate=0.1,
+        lr_decay=0.95,
+        epochs=10,
         test_fraction=0.2,
     )
     assert train(config, progress=False)["test_accuracy"].values[-1] >= 0.95
@@ -67,7 +91,10 @@ def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
     with pytest.raises(ValueError, match="batch_size 500 exceeds"):
         train(TrainConfig(batch_size=500, epochs=1), progress=False)
     with pytest.raises(FileNotFoundError, match="does not download"):
-        train(TrainConfig(substrate="hopfield", task="mnist", mnist_path=str(tmp_path / "none.npz")), progress=False)
+        train(
+            TrainConfig(substrate="hopfield", task="mnist", mnist_path=str(tmp_path / "none.npz")),
+            progress=False,
+        )
     with pytest.raises(ValueError, match="trains on iris, digits or mnist"):
         train(TrainConfig(substrate="hopfield", task="regression"), progress=False)
 

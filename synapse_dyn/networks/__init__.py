@@ -7,7 +7,7 @@ Substrates: ``ResistorNetwork`` (linear resistor / flow networks on any graph),
 ``HopfieldNetwork`` (layered Hopfield network of EP), ``ElasticNetwork`` (2D spring networks
 for allostery)."""
 
-from ._base import AbstractCost, AbstractNetwork, Clamp, CrossEntropy, MSE, SoftNudge
+from ._base import MSE, AbstractCost, AbstractNetwork, Clamp, CrossEntropy, SoftNudge
 from .diode import DiodeNetwork
 from .elastic import ElasticNetwork
 from .graphs import Graph, from_networkx, lattice, layered_graph, random_graph, triangular_lattice

@@ -50,6 +50,9 @@ class MSE(AbstractCost):
         return 0.5 * jnp.sum((o - y) ** 2)
 
 
+DEFAULT_COST = MSE()
+
+
 class CrossEntropy(AbstractCost):
     """C = -sum_k y_k log softmax(o)_k; its Hessian diag(p) - p p^T is bounded by 1/2 I."""
 
@@ -125,7 +128,11 @@ class AbstractNetwork(eqx.Module):
 
     @abc.abstractmethod
     def solve(
-        self, w: PyTree[Array], inputs: Float[Array, " n_in"], nudge: Nudge, x0: PyTree[Array] | None
+        self,
+        w: PyTree[Array],
+        inputs: Float[Array, " n_in"],
+        nudge: Nudge,
+        x0: PyTree[Array] | None,
     ) -> PyTree[Array]:
         """The equilibrium solver proper (pure, jit- and vmap-able)."""
 
@@ -180,7 +187,9 @@ class AbstractNetwork(eqx.Module):
         bounds = self.state_bounds()
         if bounds is not None:
             velocity = jax.tree.map(
-                lambda v, leaf, lo, hi: jnp.where(((leaf <= lo) & (v < 0)) | ((leaf >= hi) & (v > 0)), 0.0, v),
+                lambda v, leaf, lo, hi: jnp.where(
+                    ((leaf <= lo) & (v < 0)) | ((leaf >= hi) & (v > 0)), 0.0, v
+                ),
                 velocity,
                 x,
                 *bounds,
@@ -202,7 +211,9 @@ class AbstractNetwork(eqx.Module):
 
 @eqx.filter_jit
 def _equilibrium(network, w, inputs, nudge, x0):
-    return check_state(network.solve(w, inputs, nudge, x0), f"the {type(network).__name__} equilibrium")
+    return check_state(
+        network.solve(w, inputs, nudge, x0), f"the {type(network).__name__} equilibrium"
+    )
 
 
 def check_targets(network: AbstractNetwork, targets: ArrayLike, name: str = "targets") -> None:

@@ -52,7 +52,9 @@ class DiodeNetwork(AbstractLayeredNetwork):
         sizes = check_layers(sizes, free_sweeps, nudged_sweeps)
         odd = [n for n in sizes[1:-1] if n % 2]
         if odd:
-            raise ValueError(f"hidden layer sizes must be even (half excitatory, half inhibitory), got {sizes}.")
+            raise ValueError(
+                f"hidden layer sizes must be even (half excitatory, half inhibitory), got {sizes}."
+            )
         require_positive("input_gain", input_gain)
         require_positive("min_conductance", min_conductance)
         self.sizes = sizes
@@ -76,7 +78,9 @@ class DiodeNetwork(AbstractLayeredNetwork):
         bounds = []
         for n in self.sizes[1:-1]:
             excitatory = jnp.arange(n) < n // 2
-            bounds.append((jnp.where(excitatory, 0.0, -jnp.inf), jnp.where(excitatory, jnp.inf, 0.0)))
+            bounds.append(
+                (jnp.where(excitatory, 0.0, -jnp.inf), jnp.where(excitatory, jnp.inf, 0.0))
+            )
         n = self.sizes[-1]
         return (*bounds, (jnp.full(n, -jnp.inf), jnp.full(n, jnp.inf)))
 
@@ -104,13 +108,18 @@ class DiodeNetwork(AbstractLayeredNetwork):
         """dE/dG_k[i, j] = 1/2 (v_{k+1, i} - v_{k, j})^2, dE/db = -v."""
         below = (self.sources(inputs), *x[:-1])
         return {
-            "weights": tuple(0.5 * (up[:, None] - low[None, :]) ** 2 for up, low in zip(x, below, strict=True)),
+            "weights": tuple(
+                0.5 * (up[:, None] - low[None, :]) ** 2 for up, low in zip(x, below, strict=True)
+            ),
             "biases": tuple(-v for v in x),
         }
 
     def project(self, w):
         """G <- max(G, min_conductance); biases free."""
-        return {"weights": tuple(jnp.maximum(G, self.min_conductance) for G in w["weights"]), "biases": w["biases"]}
+        return {
+            "weights": tuple(jnp.maximum(G, self.min_conductance) for G in w["weights"]),
+            "biases": w["biases"],
+        }
 
     def init(self, key):
         """G_k ~ U(0, 1 / sqrt(fan_in)), biases 0."""
@@ -128,7 +137,9 @@ class DiodeNetwork(AbstractLayeredNetwork):
             if values is None:
                 continue
             if not np.all(np.isfinite(values)):
-                raise ValueError(f"conductances weights[{k}] must be finite; remove NaN or inf values.")
+                raise ValueError(
+                    f"conductances weights[{k}] must be finite; remove NaN or inf values."
+                )
             if np.any(values < 0):
                 bad = np.argwhere(values < 0)[:5].tolist()
                 raise ValueError(
@@ -154,8 +165,16 @@ class DiodeNetwork(AbstractLayeredNetwork):
             for k, G in enumerate(np.asarray(W, float) for W in w["weights"])
             for (i, j), g in np.ndenumerate(G)
         ]
-        sources = [(name(0, j), v) for j, v in enumerate(np.asarray(self.sources(jnp.asarray(inputs, float))))]
-        currents = [(name(k + 1, i), c) for k, b in enumerate(w["biases"]) for i, c in enumerate(np.asarray(b, float)) if c != 0]
+        sources = [
+            (name(0, j), v)
+            for j, v in enumerate(np.asarray(self.sources(jnp.asarray(inputs, float))))
+        ]
+        currents = [
+            (name(k + 1, i), c)
+            for k, b in enumerate(w["biases"])
+            for i, c in enumerate(np.asarray(b, float))
+            if c != 0
+        ]
         diodes = []
         for k, n in enumerate(self.sizes[1:-1]):
             for i in range(n):
@@ -165,4 +184,8 @@ class DiodeNetwork(AbstractLayeredNetwork):
     def node_names(self) -> list[list[str]]:
         """SPICE node names of each free layer."""
         offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)])
-        return [[f"n{offsets[k] + i}" for i in range(n)] for k, n in enumerate(self.layer_sizes) if k > 0]
+        return [
+            [f"n{offsets[k] + i}" for i in range(n)]
+            for k, n in enumerate(self.layer_sizes)
+            if k > 0
+        ]

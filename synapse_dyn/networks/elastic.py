@@ -52,20 +52,28 @@ class ElasticNetwork(AbstractNetwork):
         max_steps: int = 20,
     ):
         if graph.positions is None:
-            raise ValueError("an elastic network needs node positions; build the graph with positions.")
+            raise ValueError(
+                "an elastic network needs node positions; build the graph with positions."
+            )
         source_edges = np.asarray(source_edges, dtype=np.int32).ravel()
         target_edges = np.asarray(target_edges, dtype=np.int32).ravel()
         for name, edges in (("source_edges", source_edges), ("target_edges", target_edges)):
             bad = edges[(edges < 0) | (edges >= graph.n_edges)]
             if bad.size or edges.size == 0:
-                raise ValueError(f"{name} must be a non-empty list of edge indices in [0, {graph.n_edges}), got {edges.tolist()}.")
+                raise ValueError(
+                    f"{name} must be a non-empty list of edge indices in [0, {graph.n_edges}), got {edges.tolist()}."
+                )
         ends = lambda edges: np.concatenate([graph.senders[edges], graph.receivers[edges]])
         source_nodes = ends(source_edges)
         if np.unique(source_nodes).size != source_nodes.size:
-            raise ValueError(f"source edges {source_edges.tolist()} share nodes; pick edges with distinct end nodes.")
+            raise ValueError(
+                f"source edges {source_edges.tolist()} share nodes; pick edges with distinct end nodes."
+            )
         touching = np.intersect1d(ends(target_edges), source_nodes)
         if touching.size:
-            raise ValueError(f"target edges touch source nodes {touching.tolist()}; targets must join free nodes.")
+            raise ValueError(
+                f"target edges touch source nodes {touching.tolist()}; targets must join free nodes."
+            )
         require_positive("min_stiffness", min_stiffness)
         self.graph = graph
         self.source_edges = source_edges
@@ -94,10 +102,17 @@ class ElasticNetwork(AbstractNetwork):
         unit = (g.positions[g.senders] - g.positions[g.receivers]) / self.rest_lengths[:, None]
         blocks = stiffness[:, None, None] * unit[:, :, None] * unit[:, None, :]
         matrix = np.zeros((n, n, 2, 2))
-        for i, j, sign in ((g.senders, g.senders, 1), (g.receivers, g.receivers, 1), (g.senders, g.receivers, -1), (g.receivers, g.senders, -1)):
+        for i, j, sign in (
+            (g.senders, g.senders, 1),
+            (g.receivers, g.receivers, 1),
+            (g.senders, g.receivers, -1),
+            (g.receivers, g.senders, -1),
+        ):
             np.add.at(matrix, (i, j), sign * blocks)
         free = self.free_nodes
-        matrix = matrix[np.ix_(free, free)].transpose(0, 2, 1, 3).reshape(2 * free.size, 2 * free.size)
+        matrix = (
+            matrix[np.ix_(free, free)].transpose(0, 2, 1, 3).reshape(2 * free.size, 2 * free.size)
+        )
         values, vectors = np.linalg.eigh(matrix)
         if values[0] < 1e-9 * max(values[-1], 1e-300):
             weight = np.linalg.norm(vectors[:, 0].reshape(-1, 2), axis=1)
@@ -113,7 +128,9 @@ class ElasticNetwork(AbstractNetwork):
         a, b = self.graph.senders[self.source_edges], self.graph.receivers[self.source_edges]
         middle = 0.5 * (rest[a] + rest[b])
         half = 0.5 * (rest[a] - rest[b]) * (1.0 + inputs)[:, None]
-        full = jnp.zeros_like(rest, dtype=jnp.result_type(x, inputs, float)).at[self.free_nodes].set(x)
+        full = (
+            jnp.zeros_like(rest, dtype=jnp.result_type(x, inputs, float)).at[self.free_nodes].set(x)
+        )
         return full.at[a].set(middle + half).at[b].set(middle - half)
 
     def lengths(self, p):
@@ -145,13 +162,24 @@ class ElasticNetwork(AbstractNetwork):
         if isinstance(nudge, Clamp):
 
             def kkt(y):
-                x, multiplier = y[:-self.n_outputs].reshape(x0.shape), y[-self.n_outputs :]
-                lagrangian = lambda x: self.energy(x, w, inputs) + multiplier @ (self.output(x) - nudge.values)
-                return jnp.concatenate([jax.grad(lagrangian)(x).ravel(), self.output(x) - nudge.values])
+                x, multiplier = y[: -self.n_outputs].reshape(x0.shape), y[-self.n_outputs :]
+                lagrangian = lambda x: (
+                    self.energy(x, w, inputs) + multiplier @ (self.output(x) - nudge.values)
+                )
+                return jnp.concatenate(
+                    [jax.grad(lagrangian)(x).ravel(), self.output(x) - nudge.values]
+                )
 
-            y = newton(kkt, jnp.concatenate([x0.ravel(), jnp.zeros(self.n_outputs)]), self.rtol, self.max_steps)
+            y = newton(
+                kkt,
+                jnp.concatenate([x0.ravel(), jnp.zeros(self.n_outputs)]),
+                self.rtol,
+                self.max_steps,
+            )
             return y[: -self.n_outputs].reshape(x0.shape)
-        gradient = lambda y: jax.grad(self.total_energy)(y.reshape(x0.shape), w, inputs, nudge).ravel()
+        gradient = lambda y: jax.grad(self.total_energy)(
+            y.reshape(x0.shape), w, inputs, nudge
+        ).ravel()
         return newton(gradient, x0.ravel(), self.rtol, self.max_steps).reshape(x0.shape)
 
     def project(self, w):
@@ -164,7 +192,9 @@ class ElasticNetwork(AbstractNetwork):
 
     def check_parameters(self, w):
         if np.shape(w) != (self.graph.n_edges,):
-            raise ValueError(f"stiffnesses must have shape ({self.graph.n_edges},), one per edge, got {np.shape(w)}.")
+            raise ValueError(
+                f"stiffnesses must have shape ({self.graph.n_edges},), one per edge, got {np.shape(w)}."
+            )
         require_finite("stiffnesses", w)
         values = concrete(w)
         if values is not None and np.any(values < 0):

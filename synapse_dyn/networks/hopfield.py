@@ -41,7 +41,9 @@ class HopfieldNetwork(AbstractLayeredNetwork):
     ):
         sizes = check_layers(sizes, free_sweeps, nudged_sweeps)
         if not output_bounds[0] < output_bounds[1]:
-            raise ValueError(f"output_bounds must be (low, high) with low < high, got {output_bounds}.")
+            raise ValueError(
+                f"output_bounds must be (low, high) with low < high, got {output_bounds}."
+            )
         self.sizes = sizes
         self.free_sweeps = int(free_sweeps)
         self.nudged_sweeps = int(nudged_sweeps)
@@ -103,7 +105,9 @@ class HopfieldNetwork(AbstractLayeredNetwork):
 def check_layered_parameters(sizes, w) -> None:
     """Shapes of {"weights": (n_{k+1}, n_k) per layer pair, "biases": (n_k,) per free layer}."""
     if not isinstance(w, dict) or set(w) != {"weights", "biases"}:
-        raise ValueError('parameters must be a dict {"weights": (...), "biases": (...)}; use network.init(key).')
+        raise ValueError(
+            'parameters must be a dict {"weights": (...), "biases": (...)}; use network.init(key).'
+        )
     expected_w = [(up, low) for low, up in zip(sizes[:-1], sizes[1:], strict=True)]
     got_w = [tuple(np.shape(W)) for W in w["weights"]]
     got_b = [tuple(np.shape(b)) for b in w["biases"]]

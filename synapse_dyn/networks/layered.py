@@ -27,7 +27,9 @@ def check_layers(sizes, free_sweeps: int, nudged_sweeps: int) -> tuple[int, ...]
     """Validated layer sizes (inputs, hidden..., outputs) and sweep counts."""
     sizes = tuple(int(n) for n in sizes)
     if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}.")
+        raise ValueError(
+            f"sizes must list >= 2 non-empty layers (inputs, ..., outputs), got {sizes}."
+        )
     if free_sweeps < 1 or nudged_sweeps < 1:
         raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
     return sizes
@@ -66,7 +68,10 @@ class AbstractLayeredNetwork(AbstractNetwork):
 
     def initial_state(self) -> tuple[Array, ...]:
         """Zeros projected into the bounds."""
-        return tuple(jnp.clip(jnp.zeros(n), lo, hi) for n, (lo, hi) in zip(self.sizes[1:], self.layer_bounds(), strict=True))
+        return tuple(
+            jnp.clip(jnp.zeros(n), lo, hi)
+            for n, (lo, hi) in zip(self.sizes[1:], self.layer_bounds(), strict=True)
+        )
 
     def solve(self, w, inputs, nudge=None, x0=None):
         """``free_sweeps`` (free) or ``nudged_sweeps`` (perturbed) sweeps of exact block
@@ -75,9 +80,13 @@ class AbstractLayeredNetwork(AbstractNetwork):
         if isinstance(nudge, Clamp):
             x = self.clamp(x, nudge.values)
         sweeps = self.free_sweeps if nudge is None else self.nudged_sweeps
-        return jax.lax.fori_loop(0, sweeps, lambda _, layers: self.sweep(w, inputs, nudge, layers), x)
+        return jax.lax.fori_loop(
+            0, sweeps, lambda _, layers: self.sweep(w, inputs, nudge, layers), x
+        )
 
-    def sweep(self, w, inputs: Float[Array, " n_in"], nudge, x: tuple[Array, ...]) -> tuple[Array, ...]:
+    def sweep(
+        self, w, inputs: Float[Array, " n_in"], nudge, x: tuple[Array, ...]
+    ) -> tuple[Array, ...]:
         """One sweep: every free layer (odd physical layers first, then even; a clamped
         output excluded) replaced by its exact minimiser given its neighbours."""
         n_free = len(self.sizes) - 1

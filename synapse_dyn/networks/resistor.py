@@ -75,22 +75,34 @@ class ResistorNetwork(AbstractNetwork):
     ):
         n = graph.n_nodes
         sets = {}
-        for name, nodes in (("input_nodes", input_nodes), ("output_nodes", output_nodes), ("ground_nodes", ground_nodes)):
+        for name, nodes in (
+            ("input_nodes", input_nodes),
+            ("output_nodes", output_nodes),
+            ("ground_nodes", ground_nodes),
+        ):
             nodes = np.asarray(nodes, dtype=np.int32).ravel()
             bad = nodes[(nodes < 0) | (nodes >= n)]
             if bad.size:
-                raise ValueError(f"{name} {bad.tolist()} are not nodes of the graph (0 .. {n - 1}).")
+                raise ValueError(
+                    f"{name} {bad.tolist()} are not nodes of the graph (0 .. {n - 1})."
+                )
             if np.unique(nodes).size != nodes.size:
-                raise ValueError(f"{name} contains repeated nodes {nodes.tolist()}; list each once.")
+                raise ValueError(
+                    f"{name} contains repeated nodes {nodes.tolist()}; list each once."
+                )
             sets[name] = nodes
         fixed = np.concatenate([sets["input_nodes"], sets["ground_nodes"]])
         if fixed.size == 0:
-            raise ValueError("the network needs at least one input or ground node to fix the potential.")
+            raise ValueError(
+                "the network needs at least one input or ground node to fix the potential."
+            )
         if np.unique(fixed).size != fixed.size:
             raise ValueError("a node cannot be both an input and a ground node.")
         clash = np.intersect1d(sets["output_nodes"], fixed)
         if clash.size:
-            raise ValueError(f"output nodes {clash.tolist()} are also inputs or ground; outputs must be free nodes.")
+            raise ValueError(
+                f"output nodes {clash.tolist()} are also inputs or ground; outputs must be free nodes."
+            )
         if sets["output_nodes"].size == 0:
             raise ValueError("the network needs at least one output node.")
         floating = graph.components_without(fixed)
@@ -118,7 +130,9 @@ class ResistorNetwork(AbstractNetwork):
 
     # ---- state <-> node potentials ------------------------------------------------------
 
-    def potentials(self, x: Float[Array, " n_free"], inputs: Float[Array, " n_in"]) -> Float[Array, " n"]:
+    def potentials(
+        self, x: Float[Array, " n_free"], inputs: Float[Array, " n_in"]
+    ) -> Float[Array, " n"]:
         """All node potentials v: free nodes from x, sources at ``inputs``, ground at 0."""
         v = jnp.zeros(self.graph.n_nodes, dtype=jnp.result_type(x, inputs, float))
         return v.at[self.free_nodes].set(x).at[self.input_nodes].set(inputs)
@@ -187,9 +201,9 @@ class ResistorNetwork(AbstractNetwork):
 
     def _linear_solver(self, w, solve_mask, extra):
         """solve(rhs, guess) for the masked system (M A M + diag(1 - M + D)) x = rhs."""
-        degree = jax.ops.segment_sum(w, self.graph.senders, self.graph.n_nodes) + jax.ops.segment_sum(
-            w, self.graph.receivers, self.graph.n_nodes
-        )
+        degree = jax.ops.segment_sum(
+            w, self.graph.senders, self.graph.n_nodes
+        ) + jax.ops.segment_sum(w, self.graph.receivers, self.graph.n_nodes)
         diagonal = solve_mask * degree[self.free_nodes] + (1 - solve_mask) + extra
         zeros_in = jnp.zeros(len(self.input_nodes))
 
@@ -199,19 +213,34 @@ class ResistorNetwork(AbstractNetwork):
 
         tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
         if isinstance(self.solver, lx.CG):
-            operator = lx.FunctionLinearOperator(matvec, jax.ShapeDtypeStruct((self.n_free,), w.dtype), tags=tags)
+            operator = lx.FunctionLinearOperator(
+                matvec, jax.ShapeDtypeStruct((self.n_free,), w.dtype), tags=tags
+            )
             # the preconditioner and the initial guess do not change the solution: no tangents
             jacobi = lx.TaggedLinearOperator(
-                lx.DiagonalLinearOperator(jax.lax.stop_gradient(1.0 / diagonal)), lx.positive_semidefinite_tag
+                lx.DiagonalLinearOperator(jax.lax.stop_gradient(1.0 / diagonal)),
+                lx.positive_semidefinite_tag,
             )
-            return lambda rhs, guess: lx.linear_solve(
-                operator, rhs, self.solver, options={"preconditioner": jacobi, "y0": jax.lax.stop_gradient(guess)}
-            ).value
+            return lambda rhs, guess: (
+                lx.linear_solve(
+                    operator,
+                    rhs,
+                    self.solver,
+                    options={"preconditioner": jacobi, "y0": jax.lax.stop_gradient(guess)},
+                ).value
+            )
         # off-diagonal entries -g_e between free end nodes (fixed ends contribute 0 anywhere)
-        slots = jnp.minimum(jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes)), self.n_free - 1)
+        slots = jnp.minimum(
+            jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes)),
+            self.n_free - 1,
+        )
         is_free = jnp.zeros(self.graph.n_nodes, bool).at[self.free_nodes].set(True)
         s, r = self.graph.senders, self.graph.receivers
-        off = jnp.where(is_free[s] & is_free[r], -w, 0.0) * solve_mask[slots[s]] * solve_mask[slots[r]]
+        off = (
+            jnp.where(is_free[s] & is_free[r], -w, 0.0)
+            * solve_mask[slots[s]]
+            * solve_mask[slots[r]]
+        )
         rows = jnp.concatenate([slots[s], slots[r], jnp.arange(self.n_free)])
         cols = jnp.concatenate([slots[r], slots[s], jnp.arange(self.n_free)])
         values = jnp.concatenate([off, off, diagonal])
@@ -219,11 +248,17 @@ class ResistorNetwork(AbstractNetwork):
 
             def direct(_, rhs):
                 out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
-                return jax.pure_callback(_superlu, out, rows, cols, values, rhs, vmap_method="sequential")
+                return jax.pure_callback(
+                    _superlu, out, rows, cols, values, rhs, vmap_method="sequential"
+                )
 
-            return lambda rhs, guess: jax.lax.custom_linear_solve(matvec, rhs, direct, symmetric=True)
+            return lambda rhs, guess: jax.lax.custom_linear_solve(
+                matvec, rhs, direct, symmetric=True
+            )
         matrix = jnp.zeros((self.n_free, self.n_free)).at[rows, cols].add(values)
-        return lambda rhs, guess: lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
+        return lambda rhs, guess: (
+            lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
+        )
 
     def project(self, w):
         """g <- max(g, min_conductance)."""

@@ -72,7 +72,9 @@ def run_ngspice(netlist_text: str, timeout: float = 600.0) -> dict[str, float]:
     """Run an operating-point analysis with ngspice in batch mode; return node voltages by
     SPICE node name (e.g. ``{"n3": 0.41, ...}``)."""
     if not ngspice_available():
-        raise RuntimeError("ngspice is not installed; install it (Debian: apt-get install ngspice).")
+        raise RuntimeError(
+            "ngspice is not installed; install it (Debian: apt-get install ngspice)."
+        )
     body = netlist_text.rstrip().removesuffix(".end")
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "op.raw")

@@ -9,7 +9,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from synapse_dyn.networks._base import AbstractCost, AbstractNetwork, MSE, check_targets
+from synapse_dyn.networks._base import (
+    DEFAULT_COST,
+    AbstractCost,
+    AbstractNetwork,
+    check_targets,
+)
 
 
 class AbstractRule(eqx.Module):
@@ -64,10 +69,18 @@ def update(
     """
     validate(network, w, batch, rule, key)
     inputs, targets = batch
-    return batch_estimate(network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key)
+    return batch_estimate(
+        network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key
+    )
 
 
-def validate(network: AbstractNetwork, w: PyTree[Array], batch: tuple, rule: AbstractRule, key: Array | None = None) -> None:
+def validate(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    batch: tuple,
+    rule: AbstractRule,
+    key: Array | None = None,
+) -> None:
     """The Python-time checks of ``update``: batch shapes and finiteness, parameter ranges,
     a key for the random-sign variant. Raises ValueError naming the problem and the fix."""
     inputs, targets = batch
@@ -89,7 +102,7 @@ def evaluate(
     w: PyTree[Array],
     inputs: Float[Array, "batch n_in"],
     targets: Float[Array, "batch n_out"],
-    cost: AbstractCost = MSE(),
+    cost: AbstractCost = DEFAULT_COST,
 ) -> dict[str, Float[Array, " batch"]]:
     """Free equilibria of a batch: per-sample ``loss`` C(o, y), ``energy`` E(x_free),
     ``correct`` (argmax o == argmax y) and the ``outputs``."""

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from synapse_dyn._checks import require_in_range, require_positive
-from synapse_dyn.networks._base import AbstractCost, Clamp, MSE, SoftNudge
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, Clamp, SoftNudge
 
 from ._base import AbstractRule
 
@@ -75,7 +75,12 @@ class EP(AbstractContrastiveRule):
     variant: str = eqx.field(static=True)
     cost: AbstractCost
 
-    def __init__(self, beta: Float[ArrayLike, ""], variant: Variant = "centered", cost: AbstractCost = MSE()):
+    def __init__(
+        self,
+        beta: Float[ArrayLike, ""],
+        variant: Variant = "centered",
+        cost: AbstractCost = DEFAULT_COST,
+    ):
         require_positive("EP beta", beta)
         _check_variant(variant)
         self.strength = jnp.asarray(beta, dtype=float)
@@ -98,7 +103,12 @@ class CpL(AbstractContrastiveRule):
     variant: str = eqx.field(static=True)
     cost: AbstractCost
 
-    def __init__(self, eta: Float[ArrayLike, ""], variant: Variant = "centered", cost: AbstractCost = MSE()):
+    def __init__(
+        self,
+        eta: Float[ArrayLike, ""],
+        variant: Variant = "centered",
+        cost: AbstractCost = DEFAULT_COST,
+    ):
         require_in_range("CpL eta", eta, 0.0, 1.0, closed=(False, True))
         _check_variant(variant)
         self.strength = jnp.asarray(eta, dtype=float)
@@ -115,13 +125,13 @@ class CpL(AbstractContrastiveRule):
         return network.equilibrium(w, inputs, Clamp(clamped), x_free)
 
 
-def CL(cost: AbstractCost = MSE()) -> CpL:
+def CL(cost: AbstractCost = DEFAULT_COST) -> CpL:
     """Contrastive learning: the full clamp, CpL with eta = 1, positive (o = y for the MSE)."""
     return CpL(1.0, "positive", cost)
 
 
 @eqx.filter_jit
-def primitive(network, w, inputs, target, beta, cost: AbstractCost = MSE(), x0=None):
+def primitive(network, w, inputs, target, beta, cost: AbstractCost = DEFAULT_COST, x0=None):
     """Phi(beta) = min_x E(x) + beta C(o(x), y), evaluated at the nudged equilibrium.
     Its w-gradient is dE/dw(x_beta) (envelope theorem), so
     g_hat_EP(b1, b2) = grad_w [Phi(b2) - Phi(b1)] / (b2 - b1) exactly."""

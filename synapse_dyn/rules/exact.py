@@ -15,13 +15,15 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from synapse_dyn.networks._base import AbstractCost, MSE
+from synapse_dyn.networks._base import DEFAULT_COST, MSE, AbstractCost
 
 from ._base import AbstractRule
 
 
 @eqx.filter_jit
-def implicit_gradient(network, w, inputs, target, cost: AbstractCost = MSE(), solver=None, x0=None):
+def implicit_gradient(
+    network, w, inputs, target, cost: AbstractCost = DEFAULT_COST, solver=None, x0=None
+):
     """dL/dw at the free equilibrium by the implicit function theorem (see module doc)."""
     x = network.equilibrium(w, inputs, None, x0)
     interior = jax.tree.map(lambda m: m.astype(float), network.interior(x))

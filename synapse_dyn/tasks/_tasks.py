@@ -88,15 +88,21 @@ def mnist(path: str = "mnist.npz", n_train: int | None = None, n_test: int | Non
     with np.load(path) as data:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
         if missing:
-            raise ValueError(f"{path!r} lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test.")
+            raise ValueError(
+                f"{path!r} lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test."
+            )
         arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     cut = lambda a, n: a if n is None else a[:n]
     x_train = cut(arrays["x_train"], n_train).reshape(-1, 784) / 255.0
     x_test = cut(arrays["x_test"], n_test).reshape(-1, 784) / 255.0
     eye = np.eye(10)
     return Task(
-        "mnist", "classification",
-        x_train, eye[cut(arrays["y_train"], n_train)], x_test, eye[cut(arrays["y_test"], n_test)],
+        "mnist",
+        "classification",
+        x_train,
+        eye[cut(arrays["y_train"], n_train)],
+        x_test,
+        eye[cut(arrays["y_test"], n_test)],
     )
 
 
@@ -133,6 +139,10 @@ def allostery(
     require_in_range("max_strain", max_strain, 0.0, 0.5, closed=(False, True))
     task = linear_regression(response, n_train, n_test, seed)
     return Task(
-        "allostery", "regression",
-        max_strain * task.x_train, max_strain * task.y_train, max_strain * task.x_test, max_strain * task.y_test,
+        "allostery",
+        "regression",
+        max_strain * task.x_train,
+        max_strain * task.y_train,
+        max_strain * task.x_test,
+        max_strain * task.y_test,
     )
