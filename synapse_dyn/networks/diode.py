@@ -24,8 +24,7 @@ import numpy as np
 
 from synapse_dyn._checks import concrete, require_positive
 
-from .hopfield import check_layered_parameters
-from .layered import AbstractLayeredNetwork, check_layers
+from .layered import AbstractLayeredNetwork, check_layered_parameters, check_layers
 
 
 class DiodeNetwork(AbstractLayeredNetwork):

@@ -16,7 +16,7 @@ import numpy as np
 
 from synapse_dyn._checks import require_finite
 
-from .layered import AbstractLayeredNetwork, check_layers
+from .layered import AbstractLayeredNetwork, check_layered_parameters, check_layers
 
 
 class HopfieldNetwork(AbstractLayeredNetwork):
@@ -100,21 +100,3 @@ class HopfieldNetwork(AbstractLayeredNetwork):
         check_layered_parameters(self.sizes, w)
         for k, W in enumerate(w["weights"]):
             require_finite(f"weights[{k}]", W)
-
-
-def check_layered_parameters(sizes, w) -> None:
-    """Shapes of {"weights": (n_{k+1}, n_k) per layer pair, "biases": (n_k,) per free layer}."""
-    if not isinstance(w, dict) or set(w) != {"weights", "biases"}:
-        raise ValueError(
-            'parameters must be a dict {"weights": (...), "biases": (...)}; use network.init(key).'
-        )
-    expected_w = [(up, low) for low, up in zip(sizes[:-1], sizes[1:], strict=True)]
-    got_w = [tuple(np.shape(W)) for W in w["weights"]]
-    got_b = [tuple(np.shape(b)) for b in w["biases"]]
-    if got_w != expected_w or got_b != [(n,) for n in sizes[1:]]:
-        raise ValueError(
-            f"parameter shapes do not match the layer sizes {sizes}: weights need {expected_w}, got "
-            f"{got_w}; biases need {[(n,) for n in sizes[1:]]}, got {got_b}."
-        )
-    for k, b in enumerate(w["biases"]):
-        require_finite(f"biases[{k}]", b)

@@ -18,7 +18,10 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
+
+from synapse_dyn._checks import require_finite
 
 from ._base import AbstractNetwork, Clamp, SoftNudge
 
@@ -33,6 +36,24 @@ def check_layers(sizes, free_sweeps: int, nudged_sweeps: int) -> tuple[int, ...]
     if free_sweeps < 1 or nudged_sweeps < 1:
         raise ValueError(f"sweeps must be >= 1, got free {free_sweeps}, nudged {nudged_sweeps}.")
     return sizes
+
+
+def check_layered_parameters(sizes, w) -> None:
+    """Shapes of {"weights": (n_{k+1}, n_k) per layer pair, "biases": (n_k,) per free layer}."""
+    if not isinstance(w, dict) or set(w) != {"weights", "biases"}:
+        raise ValueError(
+            'parameters must be a dict {"weights": (...), "biases": (...)}; use network.init(key).'
+        )
+    expected_w = [(up, low) for low, up in zip(sizes[:-1], sizes[1:], strict=True)]
+    got_w = [tuple(np.shape(W)) for W in w["weights"]]
+    got_b = [tuple(np.shape(b)) for b in w["biases"]]
+    if got_w != expected_w or got_b != [(n,) for n in sizes[1:]]:
+        raise ValueError(
+            f"parameter shapes do not match the layer sizes {sizes}: weights need {expected_w}, got "
+            f"{got_w}; biases need {[(n,) for n in sizes[1:]]}, got {got_b}."
+        )
+    for k, b in enumerate(w["biases"]):
+        require_finite(f"biases[{k}]", b)
 
 
 class AbstractLayeredNetwork(AbstractNetwork):

@@ -14,10 +14,10 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from synapse_dyn._checks import require_in_range, require_positive
-from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, Clamp, SoftNudge
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, Clamp, SoftNudge
 
 from ._base import AbstractRule
 
@@ -131,7 +131,15 @@ def CL(cost: AbstractCost = DEFAULT_COST) -> CpL:
 
 
 @eqx.filter_jit
-def primitive(network, w, inputs, target, beta, cost: AbstractCost = DEFAULT_COST, x0=None):
+def primitive(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    inputs: Float[Array, " n_in"],
+    target: Float[Array, " n_out"],
+    beta: Float[ArrayLike, ""],
+    cost: AbstractCost = DEFAULT_COST,
+    x0: PyTree[Array] | None = None,
+) -> Float[Array, ""]:
     """Phi(beta) = min_x E(x) + beta C(o(x), y), evaluated at the nudged equilibrium.
     Its w-gradient is dE/dw(x_beta) (envelope theorem), so
     g_hat_EP(b1, b2) = grad_w [Phi(b2) - Phi(b1)] / (b2 - b1) exactly."""

@@ -14,17 +14,26 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+from jaxtyping import Array, Float, PyTree
 
-from synapse_dyn.networks._base import DEFAULT_COST, MSE, AbstractCost
+from synapse_dyn.networks._base import DEFAULT_COST, MSE, AbstractCost, AbstractNetwork
 
 from ._base import AbstractRule
 
 
 @eqx.filter_jit
 def implicit_gradient(
-    network, w, inputs, target, cost: AbstractCost = DEFAULT_COST, solver=None, x0=None
-):
-    """dL/dw at the free equilibrium by the implicit function theorem (see module doc)."""
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    inputs: Float[Array, " n_in"],
+    target: Float[Array, " n_out"],
+    cost: AbstractCost = DEFAULT_COST,
+    solver: lx.AbstractLinearSolver | None = None,
+    x0: PyTree[Array] | None = None,
+) -> PyTree[Array]:
+    """dL/dw at the free equilibrium by the implicit function theorem (see module doc).
+    ``solver``: for the adjoint system (default: dense, materialised; pass ``lx.CG(...)`` for
+    large networks)."""
     x = network.equilibrium(w, inputs, None, x0)
     interior = jax.tree.map(lambda m: m.astype(float), network.interior(x))
     grad_cost = jax.grad(lambda x_: cost(network.output(x_), target))(x)
