@@ -22,6 +22,7 @@ the cycle (while the nudge is small), so the free current changes slowly and sta
 the dead zone instead of jumping.
 """
 
+import warnings
 from typing import Literal
 
 import diffrax
@@ -29,8 +30,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 from jaxtyping import Array, ArrayLike, Float, PyTree
+from tqdm.auto import tqdm
 
 from protocols import AbstractProtocol
 from synapse_dyn._checks import concrete, require_finite, require_in_range
@@ -301,9 +302,55 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
     nonlinear = [type(syn.memory).__name__ for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse) if not isinstance(syn.memory, AbstractLinearMemory)]
     if mode == "quasistatic" and nonlinear:
         raise ValueError(f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'.")
+    _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
     if mode == "relaxation":
         return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps)
     return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress, checkpoint)
+
+
+def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
+    """Warn when the protocol is fast compared with the memory (or the relaxing network), and
+    when the first batch's contrasts A = b * g_explicit fall outside the dead zones'
+    learning range: no update for |A| r_fast < theta, cancellation for |A| r_return > theta,
+    with r_fast the steepest slope of p(t) and r_return the steepest of opposite sign."""
+    from synapse_dyn.rules import update
+    from synapse_dyn.synapses import DeadZone
+
+    corners = np.append(np.unique(protocol.corners()), float(protocol.period))
+    values = np.array([float(protocol(t)) for t in corners])
+    slopes = np.diff(values) / np.maximum(np.diff(corners), 1e-300)
+    steepest = int(np.argmax(np.abs(slopes)))
+    fast = float(np.diff(corners)[steepest])
+    opposite = np.abs(slopes[np.sign(slopes) == -np.sign(slopes[steepest])])
+    leaves = jax.tree.leaves(synapses, is_leaf=_is_synapse)
+    kernel_time = max(syn.memory.kernel().timescale for syn in leaves)
+    slow_times = [("kernel", kernel_time)] + ([("network", float(network.relaxation_time))] if mode == "relaxation" else [])
+    for name, time in slow_times:
+        if fast < 10 * time:
+            warnings.warn(
+                f"the protocol's fastest ramp lasts {fast / time:.3g} {name} times (< 10): the {name} "
+                "cannot follow it and TCL underestimates the contrast; slow the protocol down.",
+                stacklevel=4,
+            )
+    if not all(isinstance(syn.nonlinearity, DeadZone) for syn in leaves):
+        return
+    rows = schedule.rows(first)
+    explicit = update(network, w, (schedule.inputs[rows], schedule.targets[rows]), rule, key=jax.random.key(0))
+    counts = np.zeros(3)
+    for syn, g in zip(leaves, jax.tree.leaves(explicit), strict=True):
+        contrast = np.abs(float(rule.strength) * np.asarray(g)).ravel()
+        theta = float(syn.nonlinearity.threshold)
+        cancel = contrast * (opposite.max() if opposite.size else 0.0) > theta
+        silent = contrast * abs(slopes[steepest]) <= theta
+        counts += [silent.sum(), cancel.sum(), contrast.size]
+    silent, cancel = counts[0] / counts[2], counts[1] / counts[2]
+    if silent > 0.5 or cancel > 0.01:
+        warnings.warn(
+            f"nudge outside the synapses' learning range on the first batch: {100 * silent:.0f}% of "
+            f"synapses in the no-update regime, {100 * cancel:.1f}% in the cancellation regime; "
+            "adjust the thresholds or the nudge strength.",
+            stacklevel=4,
+        )
 
 
 def _record(network, rule, w, inputs, targets, free):

@@ -199,10 +199,12 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
 
 
 @eqx.filter_jit
-def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size):
+def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size, states=None):
     """One pass of mini-batch SGD over (x, y), w <- project(w - learning_rate g_hat) per batch
     (lax.scan over batches; jitted, compiled once per structure). ``key`` shuffles the samples
-    and draws random signs; ``key=None`` keeps the given order."""
+    and draws random signs; ``key=None`` keeps the given order. With ``states`` (one persistent
+    free state per sample, leading axis) each free phase starts from its sample's state, which
+    is then replaced by the new free state; ``(w, states)`` is returned in that case."""
     n_batches = x.shape[0] // batch_size
     if key is None:
         order, keys = jnp.arange(n_batches * batch_size), None
@@ -210,15 +212,23 @@ def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size):
         key_order, key_signs = jax.random.split(key)
         order = jax.random.permutation(key_order, x.shape[0])[: n_batches * batch_size]
         keys = jax.random.split(key_signs, n_batches)
-    xb = x[order].reshape(n_batches, batch_size, -1)
-    yb = y[order].reshape(n_batches, batch_size, -1)
+    index = order.reshape(n_batches, batch_size)
 
-    def step(w, batch):
-        inputs, targets, k = batch
-        g = rules.batch_estimate(network, w, inputs, targets, rule, k)
-        return network.project(jax.tree.map(lambda p, d: p - learning_rate * d, w, g)), None
+    def step(carry, batch):
+        w, states = carry
+        rows, k = batch
+        inputs, targets = x[rows], y[rows]
+        if states is None:
+            g = rules.batch_estimate(network, w, inputs, targets, rule, k)
+        else:
+            start = jax.tree.map(lambda s: s[rows], states)
+            g, free = rules.batch_estimate(network, w, inputs, targets, rule, k, start)
+            states = jax.tree.map(lambda s, f: s.at[rows].set(f), states, free)
+        w = network.project(jax.tree.map(lambda p, d: p - learning_rate * d, w, g))
+        return (w, states), None
 
-    return jax.lax.scan(step, w, (xb, yb, keys))[0]
+    w, states = jax.lax.scan(step, (w, states), (index, keys))[0]
+    return w if states is None else (w, states)
 
 
 def _metrics(network, w, task, cost):
@@ -270,6 +280,9 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    states = None
+    if config.persistent:
+        states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
     history = [_metrics(network, w, task, cost)]
     bar = tqdm(
         range(config.epochs),

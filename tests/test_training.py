@@ -116,3 +116,28 @@ def test_example_files_map_onto_config():
         assert set(table) <= fields, (path.name, set(table) - fields)
         config = TrainConfig(**table)
         assert path.name.startswith(f"{config.substrate}_{config.rule}")
+
+
+def test_persistent_states_carry_the_relaxation_across_epochs():
+    """With learning rate 0 and one free sweep per phase, k epochs with persistent states
+    leave each sample at k sweeps of block coordinate descent from zero."""
+    import jax
+    import jax.numpy as jnp
+
+    from synapse_dyn import rules
+    from synapse_dyn.networks import HopfieldNetwork
+    from synapse_dyn.training import sgd_epoch
+
+    one = HopfieldNetwork((4, 6, 3), free_sweeps=1, nudged_sweeps=1, gain=1.5)
+    w = one.init(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (8, 4))
+    y = jnp.eye(3)[jnp.arange(8) % 3]
+    states = jax.tree.map(lambda s: jnp.stack([s] * 8), one.initial_state())
+    for _ in range(3):
+        w, states = sgd_epoch(one, rules.EP(0.5), w, x, y, None, jnp.asarray(0.0), 4, states)
+    three = HopfieldNetwork((4, 6, 3), free_sweeps=3, nudged_sweeps=1, gain=1.5)
+    expected = jax.vmap(lambda xi: three.equilibrium(w, xi))(x)
+    single = jax.vmap(lambda xi: one.equilibrium(w, xi))(x)
+    for got, want, first in zip(states, expected, single, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-14)
+    assert max(float(jnp.abs(a - b).max()) for a, b in zip(expected, single, strict=True)) > 1e-3

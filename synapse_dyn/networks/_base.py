@@ -137,6 +137,11 @@ class AbstractNetwork(eqx.Module):
         """The equilibrium solver proper (pure, jit- and vmap-able)."""
 
     @abc.abstractmethod
+    def initial_state(self) -> PyTree[Array]:
+        """The state iterative solvers start from by default (zeros in the bounds, rest
+        positions)."""
+
+    @abc.abstractmethod
     def project(self, w: PyTree[Array]) -> PyTree[Array]:
         """The nearest physically valid parameters (e.g. conductances >= their minimum)."""
 

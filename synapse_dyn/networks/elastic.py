@@ -158,7 +158,7 @@ class ElasticNetwork(AbstractNetwork):
         )
 
     def solve(self, w, inputs, nudge=None, x0=None):
-        x0 = jnp.asarray(self.graph.positions[self.free_nodes]) if x0 is None else x0
+        x0 = self.initial_state() if x0 is None else x0
         if isinstance(nudge, Clamp):
 
             def kkt(y):
@@ -181,6 +181,10 @@ class ElasticNetwork(AbstractNetwork):
             y.reshape(x0.shape), w, inputs, nudge
         ).ravel()
         return newton(gradient, x0.ravel(), self.rtol, self.max_steps).reshape(x0.shape)
+
+    def initial_state(self):
+        """The rest positions of the free nodes."""
+        return jnp.asarray(self.graph.positions[self.free_nodes])
 
     def project(self, w):
         """k <- max(k, min_stiffness)."""

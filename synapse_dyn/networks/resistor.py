@@ -186,7 +186,7 @@ class ResistorNetwork(AbstractNetwork):
             extra = self.clamp(zero, nudge.beta * nudge.cost.curvature * jnp.ones(self.n_outputs))
         solve = self._linear_solver(w, solve_mask, extra)
 
-        guess = zero if x0 is None else jnp.asarray(x0, dtype=float)
+        guess = self.initial_state() if x0 is None else jnp.asarray(x0, dtype=float)
         if not isinstance(nudge, SoftNudge):
             return solve(rhs, guess)
         beta, cost, y = nudge.beta, nudge.cost, nudge.target
@@ -259,6 +259,10 @@ class ResistorNetwork(AbstractNetwork):
         return lambda rhs, guess: (
             lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
         )
+
+    def initial_state(self):
+        """Zero potential at every free node (the CG start without ``x0``)."""
+        return jnp.zeros(self.n_free)
 
     def project(self, w):
         """g <- max(g, min_conductance)."""

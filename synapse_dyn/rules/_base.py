@@ -24,6 +24,18 @@ class AbstractRule(eqx.Module):
     cost: eqx.AbstractVar[AbstractCost]
 
     @abc.abstractmethod
+    def estimate_and_state(
+        self,
+        network: AbstractNetwork,
+        w: PyTree[Array],
+        inputs: Float[Array, " n_in"],
+        target: Float[Array, " n_out"],
+        sign: Float[Array, ""],
+        x0: PyTree[Array] | None = None,
+    ) -> tuple[PyTree[Array], PyTree[Array]]:
+        """(g_hat for one sample, same pytree as w; the free state), the free phase started
+        from ``x0`` (a persistent state) where the solver is iterative."""
+
     def estimate(
         self,
         network: AbstractNetwork,
@@ -34,6 +46,7 @@ class AbstractRule(eqx.Module):
         x0: PyTree[Array] | None = None,
     ) -> PyTree[Array]:
         """g_hat for one sample (same pytree as w)."""
+        return self.estimate_and_state(network, w, inputs, target, sign, x0)[0]
 
     def draw_sign(self, key: Array | None) -> Float[Array, ""]:
         return jnp.ones(())
@@ -47,11 +60,17 @@ def batch_estimate(
     targets: Float[Array, "batch n_out"],
     rule: AbstractRule,
     key: Array | None = None,
-) -> PyTree[Array]:
-    """``update`` without the Python-time validation, for inner loops (jitted, vmapped)."""
+    states: PyTree[Array] | None = None,
+) -> PyTree[Array] | tuple[PyTree[Array], PyTree[Array]]:
+    """``update`` without the Python-time validation, for inner loops (jitted, vmapped).
+    With ``states`` (persistent free states, leading batch axis) the free phases start there
+    and ``(g_hat, new free states)`` is returned."""
     sign = rule.draw_sign(key)
-    per_sample = jax.vmap(lambda x, y: rule.estimate(network, w, x, y, sign))(inputs, targets)
-    return jax.tree.map(lambda g: jnp.mean(g, axis=0), per_sample)
+    g, free = jax.vmap(lambda x, y, s: rule.estimate_and_state(network, w, x, y, sign, s))(
+        inputs, targets, states
+    )
+    g = jax.tree.map(lambda leaf: jnp.mean(leaf, axis=0), g)
+    return g if states is None else (g, free)
 
 
 def update(

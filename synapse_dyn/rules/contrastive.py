@@ -56,7 +56,7 @@ class AbstractContrastiveRule(AbstractRule):
             return jnp.ones(())
         return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)
 
-    def estimate(self, network, w, inputs, target, sign, x0=None):
+    def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
         x_free = network.equilibrium(w, inputs, None, x0)
         b1, b2 = self.strengths(sign)
 
@@ -65,7 +65,8 @@ class AbstractContrastiveRule(AbstractRule):
             return network.synaptic_current(x, w, inputs)
 
         denominator = (0.0 if b2 is None else b2) - (0.0 if b1 is None else b1)
-        return jax.tree.map(lambda s2, s1: (s2 - s1) / denominator, current(b2), current(b1))
+        g = jax.tree.map(lambda s2, s1: (s2 - s1) / denominator, current(b2), current(b1))
+        return g, x_free
 
 
 class EP(AbstractContrastiveRule):

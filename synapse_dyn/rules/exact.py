@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float, PyTree
 
-from synapse_dyn.networks._base import DEFAULT_COST, MSE, AbstractCost, AbstractNetwork
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork
 
 from ._base import AbstractRule
 
@@ -34,6 +34,10 @@ def implicit_gradient(
     """dL/dw at the free equilibrium by the implicit function theorem (see module doc).
     ``solver``: for the adjoint system (default: dense, materialised; pass ``lx.CG(...)`` for
     large networks)."""
+    return _gradient_and_state(network, w, inputs, target, cost, solver, x0)[0]
+
+
+def _gradient_and_state(network, w, inputs, target, cost, solver, x0):
     x = network.equilibrium(w, inputs, None, x0)
     interior = jax.tree.map(lambda m: m.astype(float), network.interior(x))
     grad_cost = jax.grad(lambda x_: cost(network.output(x_), target))(x)
@@ -54,14 +58,14 @@ def implicit_gradient(
     adjoint = lx.linear_solve(operator, rhs, solver or lx.AutoLinearSolver(well_posed=True)).value
     _, vjp = jax.vjp(lambda w_: grad_energy(x, w_), w)
     (gradient,) = vjp(adjoint)
-    return jax.tree.map(jnp.negative, gradient)
+    return jax.tree.map(jnp.negative, gradient), x
 
 
 class ExactGradient(AbstractRule):
     """The reference: dL/dw by implicit differentiation at the free equilibrium."""
 
-    cost: AbstractCost = MSE()
+    cost: AbstractCost = DEFAULT_COST
     solver: lx.AbstractLinearSolver | None = None
 
-    def estimate(self, network, w, inputs, target, sign, x0=None):
-        return implicit_gradient(network, w, inputs, target, self.cost, self.solver, x0)
+    def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
+        return _gradient_and_state(network, w, inputs, target, self.cost, self.solver, x0)

@@ -214,7 +214,11 @@ class AbstractMarkovMemory(AbstractMemory):
         dt = window / (n_samples - 1)
         derivative = jnp.gradient(response, dt)
         _, first = sampled_moments(derivative, dt)
-        first = eqx.error_if(first, first == 0, "the step response has zero first moment")
+        if concrete(first) is not None and float(first) == 0:
+            raise ValueError(
+                "the step response has zero first moment (no memory): choose a non-zero step "
+                "or a ladder whose activity responds to the current."
+            )
         return SampledKernel(dt, -derivative / first)
 
 
