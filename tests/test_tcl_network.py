@@ -108,3 +108,14 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
         simulate(exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.pkl"), **common)
     good, t_good = load_state(tmp_path / "bad.pkl")
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good))
+
+
+def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
+    net, w, inputs, targets = resistor
+    common = dict(network=net, w0=w, rule=rules.EP(0.05, "positive"), schedule=Schedule(inputs, targets))
+    with pytest.warns(UserWarning, match=r"fastest ramp lasts 2 kernel times"):
+        simulate(Synapse(EColiCascade(0.5), DeadZone(1e-6)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+    with pytest.warns(UserWarning, match=r"100% of synapses in the no-update regime"):
+        simulate(Synapse(EColiCascade(0.01), DeadZone(1e3)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+    with pytest.warns(UserWarning, match=r"in the cancellation regime"):
+        simulate(Synapse(EColiCascade(0.01), DeadZone(1e-9)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)

@@ -1,0 +1,65 @@
+"""Cost of one TCL cycle (quasi-static network, exact linear memory) against one explicit EP
+step (random sign) on the same network and batch, both compiled once and timed after a
+warm-up in the same run. Target: a TCL cycle costs at most 3 EP steps.
+
+    python benchmarks/bench_tcl.py [--cycles 40] [--mnist PATH]
+
+With --mnist, also the wall time per epoch of full-size Fig. 3 (784-500-10, 10,000 images,
+batch 20) on this machine, extrapolated from the timed cycles.
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import protocols
+from synapse_dyn import networks as nw
+from synapse_dyn import rules
+from synapse_dyn.simulate import Schedule, simulate
+from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+
+
+def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, inputs=None):
+    network = nw.HopfieldNetwork(sizes, free_sweeps=free_sweeps, nudged_sweeps=nudged_sweeps)
+    w = network.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    n = batch * (cycles + 2)
+    x = jnp.asarray(rng.uniform(size=(n, sizes[0])) if inputs is None else inputs[:n])
+    y = jnp.asarray(np.eye(sizes[-1])[rng.integers(sizes[-1], size=n)])
+    rule = rules.EP(0.5, "random")
+    rules.update(network, w, (x[:batch], y[:batch]), rule, key=jax.random.key(1))  # compile
+    start = time.perf_counter()
+    for k in range(cycles):
+        g = rules.update(network, w, (x[k * batch : (k + 1) * batch], y[k * batch : (k + 1) * batch]), rule, key=jax.random.key(k))
+    jax.block_until_ready(g)
+    ep = (time.perf_counter() - start) / cycles
+    synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.01)
+    protocol = protocols.Sawtooth(1.0, 99.0)
+    common = dict(network=network, rule=rule, schedule=Schedule(x, y, batch))
+    warm = simulate(synapse, protocol, t1=25 * 100.0, w0=w, **common)  # compile (25-cycle chunks)
+    start = time.perf_counter()
+    run = simulate(synapse, protocol, t0=25 * 100.0, t1=(25 + cycles) * 100.0, state0=warm.state, **common)
+    jax.block_until_ready(run.state[2])
+    tcl = (time.perf_counter() - start) / cycles
+    return ep, tcl
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--mnist", help="path of a local mnist.npz")
+    args = parser.parse_args()
+    print(f"device: {jax.devices()[0].platform}")
+    cases = [((64, 64, 10), 16, 20, 8, "digits-size 64-64-10, batch 16"), ((784, 500, 10), 20, 20, 4, "MNIST-size 784-500-10, batch 20 (random inputs)")]
+    for sizes, batch, free, nudged, label in cases:
+        ep, tcl = measure(sizes, batch, free, nudged, args.cycles)
+        print(f"{label}: EP step {1e3 * ep:.2f} ms, TCL cycle {1e3 * tcl:.2f} ms, ratio {tcl / ep:.2f} (target <= 3)")
+        if args.mnist and sizes[0] == 784:
+            print(f"  full-size Fig. 3 epoch (500 cycles): TCL {500 * tcl:.0f} s, EP {500 * ep:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
