@@ -73,6 +73,11 @@ class TrainConfig:
         20, "block coordinate descent sweeps of the free phase (diode, hopfield)"
     )
     nudged_sweeps: int = _field(4, "sweeps of each perturbed phase (diode, hopfield)")
+    persistent: bool = _field(
+        False,
+        "keep each training sample's free state between epochs and start its free phase there "
+        "(iterative solvers: diode, hopfield, elastic, resistor with CG)",
+    )
     init_gain: float = _field(0.5, "weight initialisation scale (hopfield)")
     learning_rate: float = _field(0.05, "SGD step alpha in w <- project(w - alpha g_hat)")
     lr_decay: float = _field(
