@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import os
 import pathlib
 import tomllib
@@ -102,12 +101,9 @@ class AbstractExperiment(eqx.Module):
     def config(self) -> dict:
         """The experiment's configuration, for provenance and resume checks."""
 
+    @abc.abstractmethod
     def bytes_per_point(self) -> int:
         """Rough working memory of one point (chooses the default chunk size)."""
-        return 64 * sum(
-            math.prod(len(self.coords()[d][0]) for d in spec.dims) * np.dtype(spec.dtype).itemsize
-            for spec in self.outputs().values()
-        )
 
 
 _SYNAPSE_PARAMETERS = {
