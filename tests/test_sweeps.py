@@ -91,6 +91,13 @@ def test_sweep_compiles_once(experiment):
     assert not np.array_equal(first.dw.values, second.dw.values)
 
 
+def test_default_chunks_fit_the_memory_budget(experiment, grid, reference, tmp_path):
+    budget = 4 * experiment.bytes_per_point() + 1  # room for 4 points: 15 points in 4 chunks
+    ds = sweeps.run(experiment, grid, store=tmp_path / "s.zarr", memory=budget, progress=False)
+    assert sweeps.chunk_runs(tmp_path / "s.zarr").size == 4
+    np.testing.assert_allclose(ds.dw.values, reference.dw.values, rtol=1e-12, atol=1e-12)
+
+
 def test_draws_are_seeded_and_stored_along_their_dim(experiment):
     draws = dict(tau_fast=sweeps.Multiples(0.1, 5, 20), tau_slow=sweeps.LogUniform(5.0, 30.0))
     a, b = (sweeps.Draws(6, seed=3, dim="protocol", **draws).points() for _ in range(2))
