@@ -79,13 +79,14 @@ def offsets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     above = y[:, :FIT_END] > ONSET
     learns = above.any(axis=1)
     start = np.where(learns, above.argmax(axis=1), 0)
-    weight = ((index >= start[:, None]) & (index < FIT_END)).astype(float)
-    count = weight.sum(axis=1)
-    mean_x = (weight * x).sum(axis=1) / count
-    mean_y = (weight * y).sum(axis=1) / count
-    dx = x - mean_x[:, None]
-    slope = (weight * dx * (y - mean_y[:, None])).sum(axis=1) / (weight * dx**2).sum(axis=1)
-    return np.where(learns, mean_y - slope * mean_x, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows that do not learn -> NaN
+        weight = ((index >= start[:, None]) & (index < FIT_END)).astype(float)
+        count = weight.sum(axis=1)
+        mean_x = (weight * x).sum(axis=1) / count
+        mean_y = (weight * y).sum(axis=1) / count
+        dx = x - mean_x[:, None]
+        slope = (weight * dx * (y - mean_y[:, None])).sum(axis=1) / (weight * dx**2).sum(axis=1)
+        return np.where(learns, mean_y - slope * mean_x, np.nan)
 
 
 def compute(

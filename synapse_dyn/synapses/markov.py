@@ -14,7 +14,6 @@ kernel's [0, 1], like the E. coli kernel's support).
 """
 
 import abc
-import math
 
 import equinox as eqx
 import jax
@@ -180,25 +179,15 @@ class AbstractMarkovMemory(AbstractMemory):
     ) -> tuple[Float[Array, " t"], Float[Array, " t"]]:
         """(t, u(t)): the output on t = 0..window (simulation time, n_samples points) after the
         current jumps from ``base`` (in steady state) to ``base + step``, by exact propagation
-        p(t_k) = exp(M t_k) p(0), in two levels so that the sequential depth is ~2 sqrt(n):
-        k = b i + j, c.p(t_k) = [c exp(M b dt)^i] . [exp(M dt)^j p(0)]."""
+        p(t + dt) = exp(M dt) p(t)."""
         dt = window / (n_samples - 1)
-        block = math.isqrt(n_samples - 1) + 1
-        matrix = self.rate_matrix(base + step)
-        fine = jax.scipy.linalg.expm(matrix * dt)
-        coarse = jax.scipy.linalg.expm(matrix * (dt * block))
+        propagator = jax.scipy.linalg.expm(self.rate_matrix(base + step) * dt)
 
-        def power(apply):
-            return lambda x, _: (apply(x), x)
+        def advance(p, _):
+            return propagator @ p, p
 
-        _, near = jax.lax.scan(
-            power(lambda p: fine @ p), self.steady_state(base), None, length=block
-        )
-        n_blocks = -(-n_samples // block)
-        _, rows = jax.lax.scan(power(lambda r: r @ coarse), self.observable, None, length=n_blocks)
-        observed = (rows @ near.T).reshape(-1)[:n_samples]
-        adapted = self.output(jnp.zeros_like(self.observable), base + step)  # u is affine in p
-        return dt * jnp.arange(n_samples), adapted - observed
+        _, occupations = jax.lax.scan(advance, self.steady_state(base), None, length=n_samples)
+        return dt * jnp.arange(n_samples), self.output(occupations, base + step)
 
     def kernel(
         self,
