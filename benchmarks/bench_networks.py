@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 import synapse_dyn  # noqa: F401  (x64)
@@ -56,14 +55,7 @@ def linear(side: int):
             np.asarray(solve(w, inputs)),
         )
 
-    s, r, g = graph.senders, graph.receivers, np.asarray(w)
-    laplacian = sp.coo_matrix(
-        (
-            np.concatenate([-g, -g, g, g]),
-            (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r])),
-        ),
-        shape=(n, n),
-    ).tocsr()
+    laplacian = graph.laplacian(w)
     free = net.free_nodes
     fixed = np.array([0, n - 1, side - 1])
     values = np.array([1.0, -1.0, 0.0])

@@ -8,7 +8,6 @@ import lineax as lx
 import networkx
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from synapse_dyn.networks import (
@@ -110,16 +109,7 @@ def test_kirchhoff_current_law_free_nudged_clamped(lattice_case, solver):
 
 def test_solvers_agree_with_scipy(lattice_case):
     nets, w, inputs, states = lattice_case
-    graph = nets["dense"].graph
-    n = graph.n_nodes
-    s, r, g = graph.senders, graph.receivers, np.asarray(w)
-    lap = sp.coo_matrix(
-        (
-            np.concatenate([-g, -g, g, g]),
-            (np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r])),
-        ),
-        shape=(n, n),
-    ).tocsr()
+    lap = nets["dense"].graph.laplacian(w)  # assembled by SciPy, solved by SuperLU
     free, fixed = nets["dense"].free_nodes, np.array([0, 179, 7])
     x_scipy = spla.spsolve(
         lap[free][:, free].tocsc(), -lap[free][:, fixed] @ np.array([1.0, -1.0, 0.0])

@@ -52,6 +52,14 @@ class Graph(eqx.Module):
     def n_edges(self) -> int:
         return self.senders.size
 
+    def laplacian(self, weights) -> sp.csr_matrix:
+        """The weighted graph Laplacian L = sum_e w_e (e_i - e_j)(e_i - e_j)^T as a SciPy
+        sparse matrix (for reference solves and SPICE-free checks)."""
+        s, r, g = self.senders, self.receivers, np.asarray(weights, dtype=float)
+        rows, cols = np.concatenate([s, r, s, r]), np.concatenate([r, s, s, r])
+        values = np.concatenate([-g, -g, g, g])
+        return sp.coo_matrix((values, (rows, cols)), shape=(self.n_nodes, self.n_nodes)).tocsr()
+
     def components_without(self, anchors, active=None) -> np.ndarray:
         """Nodes whose connected component (over the ``active`` edges) contains no node of
         ``anchors``: the floating nodes."""
