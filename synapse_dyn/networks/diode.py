@@ -25,6 +25,7 @@ import numpy as np
 from synapse_dyn._checks import concrete, require_positive
 
 from .layered import AbstractLayeredNetwork, check_layered_parameters, check_layers
+from .spice import build_netlist
 
 
 class DiodeNetwork(AbstractLayeredNetwork):
@@ -155,8 +156,6 @@ class DiodeNetwork(AbstractLayeredNetwork):
     def to_spice(self, w, inputs) -> str:
         """SPICE netlist: sources on the duplicated inputs, crossbar resistors, bias current
         sources, and a near-ideal diode to ground per hidden node."""
-        from .spice import build_netlist
-
         offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)])
         name = lambda layer, i: f"n{offsets[layer] + i}"
         resistors = [

@@ -24,6 +24,7 @@ from synapse_dyn._checks import concrete, require_finite, require_positive
 
 from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
+from .spice import netlist
 
 
 class SparseDirect(eqx.Module):
@@ -302,6 +303,4 @@ class ResistorNetwork(AbstractNetwork):
     def to_spice(self, w: Float[ArrayLike, " n_edges"], inputs: Float[ArrayLike, " n_in"]) -> str:
         """A SPICE netlist of the free equilibrium: resistors R = 1/g, DC voltage sources on
         the inputs, ground nodes tied to node 0, an operating-point analysis."""
-        from .spice import netlist
-
         return netlist(self, np.asarray(w, float), np.asarray(inputs, float))
