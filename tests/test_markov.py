@@ -158,6 +158,8 @@ def test_bad_input():
         MarkovLadder(gamma=0.5, rate_factor=-1.0)
     with pytest.raises(ValueError, match="rate_factor"):
         esa_rate_matrix(0.0, 0.5, np.nan)
+    with pytest.raises(ValueError, match="step response to step = 0.0 is flat"):
+        MarkovLadder(gamma=0.5).kernel(0.0)
     with pytest.raises(ValueError, match="ligand"):
         esa_rate_matrix(-1.0, 0.5)
     negative = good.copy()

@@ -203,11 +203,13 @@ class AbstractMarkovMemory(AbstractMemory):
         dt = window / (n_samples - 1)
         derivative = jnp.gradient(response, dt)
         _, first = sampled_moments(derivative, dt)
-        if concrete(first) is not None and float(first) == 0:
+        flat = jnp.max(jnp.abs(response - response[0])) <= 1e-12
+        if concrete(flat) is not None and bool(flat):
             raise ValueError(
-                "the step response has zero first moment (no memory): choose a non-zero step "
-                "or a ladder whose activity responds to the current."
+                f"the step response to step = {step!r} is flat (no memory to normalise): pass a "
+                "non-zero step to a ladder whose activity responds to the current."
             )
+        first = eqx.error_if(first, flat, "the step response is flat: no kernel to normalise")
         return SampledKernel(dt, -derivative / first)
 
 
