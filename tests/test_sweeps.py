@@ -59,10 +59,8 @@ def client():
 
 def test_grid_dataset_has_the_axes_as_dims_and_matches_response_curves(reference, grid):
     ds = reference
-    assert ds.dw.dims == ("tau_fast", "tau_slow", "amplitude") and ds.period.dims == (
-        "tau_fast",
-        "tau_slow",
-    )
+    assert ds.dw.dims == ("tau_fast", "tau_slow", "amplitude")
+    assert ds.period.dims == ("tau_fast", "tau_slow")
     np.testing.assert_array_equal(ds.tau_slow.values, grid.axes["tau_slow"])
     assert ds.dw.attrs["units"] == "current x time" and ds.attrs["kernel_timescale"] == 0.05
     assert ds.regime.attrs["flag_meanings"] == "no_update contrastive cancellation"
@@ -85,9 +83,8 @@ def test_sweep_compiles_once(experiment):
     second = sweeps.run(
         experiment, sweeps.Points(tau_fast=[1.5, 1.7, 1.9]), chunk=2, progress=False
     )
-    assert (
-        sweeps._evaluate._cached._cache_size() == before
-    )  # new values, padded last chunk: no retrace
+    # new values and a padded last chunk, but the same shapes: no new trace
+    assert sweeps._evaluate._cached._cache_size() == before
     assert not np.array_equal(first.dw.values, second.dw.values)
 
 
@@ -162,9 +159,8 @@ def test_sweep_file_grid_matches_python(experiment, tmp_path):
         "tau_fast = {start = 0.5, stop = 2.0, num = 3, log = true}\ntau_slow = [9.0, 20.0]\n"
     )
     parsed, grid, chunk = sweeps.parse_sweep(path.read_text())
-    assert chunk == 3 and parsed.config_ == SMALL.__class__(
-        name="g", amplitude_stop=100.0, n_amplitudes=40
-    )
+    assert chunk == 3
+    assert parsed.config_ == SynapseExperiment(name="g", amplitude_stop=100.0, n_amplitudes=40)
     np.testing.assert_allclose(grid.axes["tau_fast"], [0.5, 1.0, 2.0])
     assert main(["sweep", str(path), "--out", str(tmp_path / "g.nc"), "--quiet"]) == 0
     with xr.open_dataset(tmp_path / "g.nc") as ds:
