@@ -168,6 +168,10 @@ def test_bad_input(setup):
         net.equilibrium(w, inputs.at[0].set(jnp.nan))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         net.equilibrium(w, inputs[:2])
+    with pytest.raises(ValueError, match=r"nudge target must have shape \(2,\)"):
+        net.equilibrium(w, inputs, SoftNudge(0.1, jnp.zeros(3)))
+    with pytest.raises(ValueError, match="clamp values must be finite"):
+        net.equilibrium(w, inputs, Clamp(jnp.array([0.0, jnp.nan])))
     graph = lattice(1, 6)  # chain 0-1-2-3-4-5
     with pytest.raises(ValueError, match=r"nodes \[3, 4, 5\] have no path"):
         ResistorNetwork(graph, [0], [1], ground_nodes=[2]).check_parameters(

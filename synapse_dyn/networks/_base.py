@@ -124,6 +124,17 @@ class AbstractNetwork(eqx.Module):
             )
         require_finite("inputs", inputs)
         self.check_parameters(w)
+        if nudge is not None:
+            values = nudge.target if isinstance(nudge, SoftNudge) else nudge.values
+            name = "nudge target" if isinstance(nudge, SoftNudge) else "clamp values"
+            if np.shape(values) != (self.n_outputs,):
+                raise ValueError(
+                    f"{name} must have shape ({self.n_outputs},), one per output, got "
+                    f"{np.shape(values)}."
+                )
+            require_finite(name, values)
+            if isinstance(nudge, SoftNudge):
+                require_finite("nudge beta", nudge.beta)
         return _equilibrium(self, w, jnp.asarray(inputs, dtype=float), nudge, x0)
 
     @abc.abstractmethod
