@@ -89,7 +89,8 @@ def test_sweep_compiles_once(experiment):
 
 
 def test_default_chunks_fit_the_memory_budget(experiment, grid, reference, tmp_path):
-    budget = 4 * experiment.bytes_per_point() + 1  # room for 4 points: 15 points in 4 chunks
+    per_point = experiment.prepare(grid.points()).bytes_per_point()
+    budget = 4 * per_point + 1  # room for 4 points: 15 points in 4 chunks
     ds = sweeps.run(experiment, grid, store=tmp_path / "s.zarr", memory=budget, progress=False)
     assert sweeps.chunk_runs(tmp_path / "s.zarr").size == 4
     np.testing.assert_allclose(ds.dw.values, reference.dw.values, rtol=1e-12, atol=1e-12)
