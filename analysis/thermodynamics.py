@@ -409,12 +409,14 @@ def learning_vs_temperature(
     n_samples: int = 32,
     cycles: int = 2,
     seed: int = 0,
+    brownian: str = "virtual",
 ) -> xr.Dataset:
     """Learning quality against temperature: the synapse's memory z gets thermal noise
     (mobility 1, amplitude sqrt(2 kT)), dz = f(z, s) dt + sqrt(2 kT) dW, the weight moves
     deterministically, dw = -alpha g(u) dt; the update of the last of ``cycles`` periods,
     dw = -(w(end) - w(end - T)) / alpha, over ``n_samples`` seeded noise paths per temperature,
-    its mean, spread and rms error against the noise-free run (same solver)."""
+    its mean, spread and rms error against the noise-free run (same solver). ``brownian``:
+    the kind of seeded Brownian path (``synapse_dyn.noise.AbstractNoise.brownian``)."""
     temperatures = np.atleast_1d(np.asarray(temperatures, float))
     Thermal(temperatures)  # validates
     if not isinstance(cycles, int) or cycles < 1:
@@ -435,7 +437,14 @@ def learning_vs_temperature(
         noise = Thermal(jnp.concatenate([jnp.full(n, temperature), jnp.zeros(1)]))
         x0 = jnp.concatenate([z0, jnp.zeros(1)])
         ys = langevin(
-            force, x0, noise, t1=t1, dt=dt, seed=sample, saveat=jnp.array([t1 - period, t1])
+            force,
+            x0,
+            noise,
+            t1=t1,
+            dt=dt,
+            seed=sample,
+            saveat=jnp.array([t1 - period, t1]),
+            brownian=brownian,
         ).ys[0]
         return -(ys[1, n] - ys[0, n]) / rate
 
@@ -493,5 +502,6 @@ def learning_vs_temperature(
         "dt": dt,
         "cycles": cycles,
         "seed": seed,
+        "brownian": brownian,
     }
     return describe(ds, "Learning quality against temperature", config)

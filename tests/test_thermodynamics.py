@@ -126,7 +126,9 @@ def test_learning_against_temperature():
     memory, threshold = IntegralFeedback(0.02), 0.05
     synapse = Synapse(memory, DeadZone(threshold))
     signal = Sawtooth(0.2, 1.8, free=0.0, clamped=1.0)
-    ds = th.learning_vs_temperature(synapse, signal, [0.0, 1e-5, 1e-3], dt=2e-3, n_samples=8)
+    ds = th.learning_vs_temperature(
+        synapse, signal, [0.0, 1e-5, 1e-3], dt=2e-3, n_samples=8, brownian="increments"
+    )
     exact = cycle_update(
         memory.kernel(), DeadZone(threshold), Sawtooth(0.2, 1.8, -0.5, 0.5), jnp.array([1.0]), 0.5
     )
