@@ -4,13 +4,14 @@ and passes when the estimate lies within three standard errors of the exact valu
 
 import functools
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from analysis.thermodynamics import mean_with_error, total_entropy_production
-from synapse_dyn.noise import Thermal, langevin
+from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
 
 N_SAMPLES, DURATION, DT = 400, 5.0, 0.01
 STIFFNESS = 1.0
@@ -135,3 +136,33 @@ def test_rotational_force_entropy_production():
     )
     within_three_errors(np.asarray(heat) / DURATION, 2 * epsilon**2 / STIFFNESS)
     within_three_errors(np.asarray(jnp.sum(x**2, axis=1)), 2.0 / STIFFNESS)
+
+
+def test_noise_term_drives_any_diffrax_solve():
+    """``Thermal.term`` (for wiring noise into other solves) reproduces ``langevin``'s path:
+    same seed and tolerance, same x(t); a zero-amplitude leaf stays deterministic."""
+    noise, x0 = Thermal(0.7), jnp.array([0.3, -0.2])
+    force = lambda t, x, a: -2.0 * x  # noqa: E731
+    reference = langevin(force, x0, noise, t1=1.0, dt=0.01, seed=3).ys[0][-1]
+    terms = diffrax.MultiTerm(
+        diffrax.ODETerm(lambda t, y, a: (force(t, y[0], a), -y[1])),
+        DiagonalNoise(
+            (noise.amplitude, 0.0), noise.brownian((x0, jnp.ones(())), 0.0, 1.0, 3, 0.01 / 4)
+        ),
+    )
+    y = diffrax.diffeqsolve(terms, diffrax.Heun(), 0.0, 1.0, 0.01, (x0, jnp.ones(()))).ys
+    np.testing.assert_allclose(y[0][-1], reference, rtol=1e-12)
+    assert float(y[1][-1]) == pytest.approx(np.exp(-1.0), rel=1e-4)  # Heun on dy = -y dt
+    single = noise.term(x0, 0.0, 1.0, 3, 0.01 / 4)
+    np.testing.assert_allclose(
+        diffrax.diffeqsolve(
+            diffrax.MultiTerm(diffrax.ODETerm(lambda t, x, a: force(t, x, a)), single),
+            diffrax.Heun(),
+            0.0,
+            1.0,
+            0.01,
+            x0,
+        ).ys[-1],
+        reference,
+        rtol=1e-12,
+    )
