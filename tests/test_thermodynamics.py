@@ -2,7 +2,6 @@
 Sekimoto heat by two routes, learning against temperature, and the Fig. 6B trend."""
 
 import diffrax
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
