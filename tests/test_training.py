@@ -84,6 +84,10 @@ def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
+    with pytest.raises(
+        ValueError, match=r"unknown keys \['learning_rat'\].*valid keys: \['substrate'"
+    ):
+        TrainConfig.from_table({"kind": "train", "learning_rat": 0.1})
     with pytest.raises(ValueError, match=r"CpL eta must lie in \(0.0, 1.0\]"):
         train(TrainConfig(rule="cpl", eta=2.0, epochs=1), progress=False)
     with pytest.raises(ValueError, match="EP beta must be > 0"):
@@ -112,9 +116,8 @@ def test_example_files_map_onto_config():
         table = tomllib.loads(path.read_text())
         if table.get("kind") != "train":
             continue
-        table.pop("kind")
-        assert set(table) <= fields, (path.name, set(table) - fields)
-        config = TrainConfig(**table)
+        assert set(table) - {"kind"} <= fields, (path.name, set(table) - fields)
+        config = TrainConfig.from_table(table)
         assert path.name.startswith(f"{config.substrate}_{config.rule}")
 
 
