@@ -166,3 +166,34 @@ def test_noise_term_drives_any_diffrax_solve():
         reference,
         rtol=1e-12,
     )
+
+
+def test_noisy_resistor_network_equipartition():
+    """Node potentials of a grounded resistor network with current sources and thermal
+    (Johnson) noise, energy E = v.K v / 2 - I.v: started in equilibrium they stay Gaussian
+    about K^-1 I with covariance kT K^-1 (equipartition), whatever the mobility."""
+    rng = np.random.default_rng(2)
+    n = 5
+    laplacian = np.zeros((n, n))
+    for i, j in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)]:
+        g = rng.uniform(0.5, 2.0)
+        laplacian[[i, j], [i, j]] += g
+        laplacian[[i, j], [j, i]] -= g
+    stiffness = jnp.asarray(laplacian + 0.3 * np.eye(n))
+    sources = jnp.asarray(rng.normal(size=n))
+    temperature = 0.5
+    covariance = temperature * np.linalg.inv(np.asarray(stiffness))
+    mean = np.linalg.solve(np.asarray(stiffness), np.asarray(sources))
+    factor = jnp.asarray(np.linalg.cholesky(covariance))
+    noise = Thermal(temperature, mobility=jnp.asarray(rng.uniform(0.5, 2.0, n)))
+    _, v, _ = ensemble(
+        lambda t, v, a: sources - stiffness @ v,
+        lambda key: mean + factor @ jax.random.normal(key, (n,)),
+        noise,
+        duration=2.0,
+        dt=0.005,
+        brownian="increments",
+    )
+    deviation = np.asarray(v) - mean
+    within_three_errors(np.sum(deviation**2, axis=1), np.trace(covariance))
+    within_three_errors(deviation @ np.ones(n), 0.0)
