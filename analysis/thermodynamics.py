@@ -359,6 +359,66 @@ def mean_with_error(samples: Float[ArrayLike, "n ..."]) -> tuple[np.ndarray, np.
     return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(samples.shape[0])
 
 
+def heat_statistics(
+    times: Float[ArrayLike, " t"],
+    heat: Float[ArrayLike, "sample t"],
+    temperature: Float[ArrayLike, ""],
+    entropy_production: Float[ArrayLike, "sample t"] | None = None,
+) -> xr.Dataset:
+    """Ensemble statistics of Sekimoto heats Q(sample, time) (e.g. from ``langevin`` vmapped
+    over seeds): mean and standard error of Q and of the medium entropy Q/kT at each time,
+    and the mean heat rate over the record, (Q(t_end) - Q(t_0)) / (t_end - t_0), the
+    steady-state dissipation rate (its entropy production rate is heat_rate / kT). With
+    ``entropy_production`` (Delta s_tot per sample and time) its mean and error too."""
+    times = np.asarray(times, float)
+    heat = np.asarray(heat, float)
+    require_positive("temperature", temperature)
+    if heat.ndim != 2 or heat.shape[1] != times.size or heat.shape[0] < 2:
+        raise ValueError(
+            f"heat must have shape (samples >= 2, {times.size} times), got {heat.shape}."
+        )
+    mean, error = mean_with_error(heat)
+    rate, rate_error = mean_with_error((heat[:, -1] - heat[:, 0]) / (times[-1] - times[0]))
+    variables = {
+        "heat": (("time",), mean, "energy", "mean Sekimoto heat into the bath"),
+        "heat_standard_error": (("time",), error, "energy", "standard error of the mean heat"),
+        "medium_entropy": (
+            ("time",),
+            mean / temperature,
+            "k_B",
+            "mean entropy flow into the medium Q/kT",
+        ),
+        "heat_rate": ((), rate, "energy / time", "mean heat rate over the record"),
+        "heat_rate_standard_error": (
+            (),
+            rate_error,
+            "energy / time",
+            "standard error of the heat rate",
+        ),
+    }
+    if entropy_production is not None:
+        total, total_error = mean_with_error(entropy_production)
+        variables["entropy_production"] = (("time",), total, "k_B", "mean total entropy production")
+        variables["entropy_production_standard_error"] = (
+            ("time",),
+            total_error,
+            "k_B",
+            "standard error of the total entropy production",
+        )
+    ds = xr.Dataset(
+        {
+            name: (dims, value, {"units": units, "long_name": long_name})
+            for name, (dims, value, units, long_name) in variables.items()
+        },
+        coords={"time": ("time", times, {"units": "time", "long_name": "time"})},
+    )
+    return describe(
+        ds,
+        "Heat and entropy production of Langevin trajectories",
+        {"temperature": float(temperature), "n_samples": heat.shape[0]},
+    )
+
+
 def landauer_cost(
     dissipation: Float[ArrayLike, "..."],
     period: float,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.thermodynamics import mean_with_error, total_entropy_production
+from analysis.thermodynamics import heat_statistics, mean_with_error, total_entropy_production
 from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
 
 N_SAMPLES, DURATION, DT = 400, 5.0, 0.01
@@ -122,7 +122,11 @@ def test_dragged_trap_dissipates_friction_times_speed_squared():
         return lag + jnp.sqrt(1.0 / STIFFNESS) * jax.random.normal(key, (1,))
 
     _, _, heat = ensemble(lambda t, x, a: -STIFFNESS * (x - speed * t), initial, noise)
-    within_three_errors(np.asarray(heat) / DURATION, speed**2 / mobility)
+    heat = np.asarray(heat)
+    ds = heat_statistics([0.0, DURATION], np.stack([np.zeros_like(heat), heat], axis=1), 1.0)
+    rate, error = float(ds.heat_rate), float(ds.heat_rate_standard_error)
+    assert abs(rate - speed**2 / mobility) < 3 * error, (rate, error)
+    assert float(ds.medium_entropy[-1]) == pytest.approx(rate * DURATION)  # kT = 1
 
 
 def test_rotational_force_entropy_production():
