@@ -58,21 +58,13 @@ class AbstractNoise(eqx.Module):
             return diffrax.UnsafeBrownianPath(shape=shape, key=key)
         raise ValueError(f"unknown Brownian path kind {kind!r}; choose 'virtual' or 'increments'.")
 
-    def term(
-        self,
-        like: PyTree[Array],
-        t0: float,
-        t1: float,
-        seed: Int[ArrayLike, ""],
-        tol: float,
-        kind: str = "virtual",
-    ) -> "DiagonalNoise":
-        """The diffrax term b dW for a state shaped like ``like``, every leaf with this noise
-        (path ``kind`` as in ``brownian``)."""
+    def term(self, like: PyTree[Array], path: diffrax.AbstractPath) -> "DiagonalNoise":
+        """The diffrax term b dW on ``path`` (e.g. ``self.brownian(like, ...)``) for a state
+        shaped like ``like``, every leaf with this noise."""
         amplitude = jax.tree.map(
             lambda leaf: jnp.broadcast_to(self.amplitude, jnp.shape(leaf)), like
         )
-        return DiagonalNoise(amplitude, self.brownian(like, t0, t1, seed, tol, kind))
+        return DiagonalNoise(amplitude, path)
 
 
 class Thermal(AbstractNoise):

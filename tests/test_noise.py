@@ -157,7 +157,7 @@ def test_noise_term_drives_any_diffrax_solve():
     y = diffrax.diffeqsolve(terms, diffrax.Heun(), 0.0, 1.0, 0.01, (x0, jnp.ones(()))).ys
     np.testing.assert_allclose(y[0][-1], reference, rtol=1e-12)
     assert float(y[1][-1]) == pytest.approx(np.exp(-1.0), rel=1e-4)  # Heun on dy = -y dt
-    single = noise.term(x0, 0.0, 1.0, 3, 0.01 / 4)
+    single = noise.term(x0, noise.brownian(x0, 0.0, 1.0, 3, 0.01 / 4))
     np.testing.assert_allclose(
         diffrax.diffeqsolve(
             diffrax.MultiTerm(diffrax.ODETerm(lambda t, x, a: force(t, x, a)), single),
