@@ -151,7 +151,7 @@ class TCLRun(eqx.Module):
     """Result of a network-level ``simulate``: per-cycle records (free-state statistics of
     the cycle's batch with the parameters at the start of the cycle) and the final state
     ``(x, z, w)``, which ``simulate(state0=...)`` resumes from (x: the network states of the
-    batch; when quasi-static, the free states of the next batch, a warm start)."""
+    batch; when quasi-static, the free states of the next batch, relaxed as its inputs came in)."""
 
     cycle_start: Float[Array, " cycles"]
     loss: Float[Array, " cycles"]
@@ -339,6 +339,7 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
     counts = np.zeros(3)
     for syn, g in zip(leaves, jax.tree.leaves(explicit), strict=True):
         contrast = np.abs(float(rule.strength) * np.asarray(g)).ravel()
+        contrast = contrast[contrast > 1e-12 * max(contrast.max(), 1e-300)]  # silent currents need no update
         theta = float(syn.nonlinearity.threshold)
         cancel = contrast * (opposite.max() if opposite.size else 0.0) > theta
         silent = contrast * abs(slopes[steepest]) <= theta
@@ -392,10 +393,11 @@ def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cy
     times, weights, ramp = knots
     levels = weights.shape[1]
     def cycle(carry, k):
-        z, w, warm = carry
+        # the free states of this batch were relaxed at the end of the previous cycle, as its
+        # inputs came in: the current is then continuous from cycle to cycle
+        z, w, free = carry
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         following = schedule.inputs[schedule.rows(k + 1)]
-        free = jax.vmap(lambda i, x: network.equilibrium(w, i, None, x))(inputs, warm)
         signed = signs[k] * rule.strength
         nudged = jax.vmap(
             lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(inputs, targets, free)
@@ -455,11 +457,11 @@ def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, f
     resolution = min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse)) / 8
     if state0 is None:
         inputs = schedule.inputs[schedule.rows(first)]
-        warm = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, warm, w, inputs))
+        free = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, free, w, inputs))
     else:
-        warm, z, _ = state0
-    carry, records = (z, w, warm), []
+        free, z, _ = state0
+    carry, records = (z, w, free), []
     starts = range(first, first + n_cycles, chunk)
     for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = jnp.arange(start, min(start + chunk, first + n_cycles))
@@ -473,8 +475,8 @@ def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, f
         if checkpoint is not None:
             save_state(checkpoint, (carry[2], *carry[:2]), period * (start + len(cycles)))
     record = np.concatenate(records)
-    z, w, warm = carry
-    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (warm, z, w), period * (first + n_cycles))
+    z, w, free = carry
+    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (free, z, w), period * (first + n_cycles))
 
 
 def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps):
