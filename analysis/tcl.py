@@ -44,10 +44,12 @@ def _flat(tree):
 
 
 def agreement(estimate, reference) -> tuple[float, float]:
-    """(cosine similarity, |estimate| / |reference|) of two parameter pytrees."""
+    """(cosine similarity, |estimate| / |reference|) of two parameter pytrees; the cosine is
+    NaN when the estimate vanishes (every synapse in its dead zone)."""
     a, b = _flat(estimate), _flat(reference)
     norm_a, norm_b = float(jnp.linalg.norm(a)), float(jnp.linalg.norm(b))
-    return float(a @ b) / (norm_a * norm_b), norm_a / norm_b
+    cosine = float(a @ b) / (norm_a * norm_b) if norm_a > 0 else float("nan")
+    return cosine, norm_a / norm_b
 
 
 def timescale_map(network, w, inputs, targets, rule, kernel_ratios=(2, 5, 20, 100), slow_ratios=(3, 10, 100), network_ratios=(None,), tau_fast=1.0, progress=True):

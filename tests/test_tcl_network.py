@@ -119,3 +119,18 @@ def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
         simulate(Synapse(EColiCascade(0.01), DeadZone(1e3)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
     with pytest.warns(UserWarning, match=r"in the cancellation regime"):
         simulate(Synapse(EColiCascade(0.01), DeadZone(1e-9)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+
+
+def test_timescale_map_degrades_outside_the_ideal_ordering():
+    from analysis.figures import figS_tcl_timescales
+
+    ds = figS_tcl_timescales.compute(quick=True, progress=False).isel(tau_network_over_tau_fast=0)
+    ideal = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=100)
+    assert float(ideal.cosine_explicit) >= 0.99 and abs(float(ideal.magnitude_explicit) - 1) < 0.05
+    short_range = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=3)
+    assert float(short_range.magnitude_explicit) < 0.8 and float(short_range.cosine_explicit) < 0.99
+    slow_kernel = ds.sel(tau_fast_over_tau_kernel=2, tau_slow_over_tau_fast=100)
+    assert float(slow_kernel.magnitude_explicit) < float(ideal.magnitude_explicit) - 0.05  # smoothed ramp
+    both = ds.sel(tau_fast_over_tau_kernel=2, tau_slow_over_tau_fast=3)
+    assert float(both.magnitude_explicit) == 0.0 and np.isnan(float(both.cosine_explicit))  # all in dead zones
+    assert ds.cosine_exact.attrs["units"] == "1"
