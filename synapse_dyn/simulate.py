@@ -34,9 +34,10 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 from tqdm.auto import tqdm
 
 from protocols import AbstractProtocol
-from synapse_dyn._checks import concrete, require_finite, require_in_range
+from synapse_dyn._checks import concrete, require_finite, require_in_range, require_positive
 
 from .io import save_state
+from .noise import DiagonalNoise
 from .synapses.cycle import propagate_linear
 from .synapses.memory import Synapse
 
@@ -198,6 +199,10 @@ def simulate(
     max_steps: int = 1_000_000,
     progress: bool = False,
     checkpoint: str | None = None,
+    noise: eqx.Module | None = None,
+    noise_seed: int = 0,
+    dt: float | None = None,
+    brownian: str = "virtual",
 ):
     """Integrate a learning system from ``t0`` to ``t1`` under ``protocol`` (module docstring
     for the equations).
@@ -222,6 +227,12 @@ def simulate(
     * ``mode="relaxation"``: the network state is an ODE variable too,
       dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
 
+    Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
+    dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
+    at synapse level and on the network state x in relaxation mode; it is solved with fixed
+    steps ``dt`` (Heun), the Brownian path fixed by ``noise_seed`` (``brownian`` "virtual":
+    the same path at any dt; "increments": faster, same path only on the same grid).
+
     Raises ``SimulationError`` if the solver fails or a state becomes non-finite.
     """
     t0_value, t1_value = concrete(t0), concrete(t1)
@@ -235,6 +246,7 @@ def simulate(
         return _simulate_network(
             synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps,
             float(t0), float(t1), solver, rtol, atol, max_steps, progress, checkpoint,
+            _thermal(noise, noise_seed, dt, brownian),
         )
     protocol = as_arrays(protocol)
     if saveat is None:
@@ -244,33 +256,71 @@ def simulate(
     require_finite("w0", w0)
     w0 = jnp.asarray(w0, dtype=float)
     y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
-    return _solve(_SynapseField(synapse, protocol), y0, protocol, t0, t1, saveat, solver or diffrax.Tsit5(), rtol, atol, max_steps)
-
-
-def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, extra_steps=()):
-    step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
-    controller = diffrax.ClipStepSizeController(
-        diffrax.PIDController(rtol=rtol, atol=atol),
-        step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
-        jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
+    thermal = _thermal(noise, noise_seed, dt, brownian)
+    return _solve(
+        _SynapseField(synapse, protocol), y0, protocol, t0, t1, saveat, solver or diffrax.Tsit5(),
+        rtol, atol, max_steps, thermal=thermal, mask=(True, False),
     )
+
+
+def _thermal(noise, seed, dt, kind):
+    """The Thermalised spec of a simulation, or None without noise."""
+    if noise is None:
+        return None
+    if dt is None:
+        raise ValueError("a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the fastest time scale).")
+    require_positive("dt", dt)
+    return Thermalised(noise, seed, float(dt), kind)
+
+
+class Thermalised(eqx.Module):
+    """Thermal noise on part of the state: ``noise`` (e.g. ``noise.Thermal(kT, mobility)``)
+    on the leaves where ``mask`` is True, a Brownian path fixed by ``seed`` (kind "virtual"
+    or "increments", see ``synapse_dyn.noise``), fixed steps ``dt``."""
+
+    noise: eqx.Module
+    seed: int
+    dt: float
+    kind: str = eqx.field(static=True, default="virtual")
+
+    def term(self, y0, mask, t0, t1):
+        path = self.noise.brownian(y0, t0, t1, self.seed, self.dt / 4, self.kind)
+        amplitude = jax.tree.map(lambda leaf, on: on * jnp.broadcast_to(self.noise.amplitude, jnp.shape(leaf)), y0, mask)
+        return DiagonalNoise(amplitude, path)
+
+
+def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, extra_steps=(), thermal=None, mask=None):
+    """diffeqsolve of the field; adaptive with the protocol's corners declared, or, with
+    thermal noise, the SDE drift + noise with fixed steps (Heun by default)."""
+    if thermal is None:
+        terms, dt0 = diffrax.ODETerm(field), None
+        step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
+        controller = diffrax.ClipStepSizeController(
+            diffrax.PIDController(rtol=rtol, atol=atol),
+            step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
+            jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
+        )
+    else:
+        terms = diffrax.MultiTerm(diffrax.ODETerm(field), thermal.term(y0, mask, t0, t1))
+        dt0, controller, solver = thermal.dt, diffrax.ConstantStepSize(), diffrax.Heun()
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
+        terms,
         solver,
         t0=t0,
         t1=t1,
-        dt0=None,
+        dt0=dt0,
         y0=y0,
         saveat=saveat,
         stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
+        adjoint=diffrax.ForwardMode() if thermal is not None and thermal.kind == "increments" else diffrax.RecursiveCheckpointAdjoint(),
     )
     _raise_on_failure(solution)
     return solution
 
 
-def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress, checkpoint):
+def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress, checkpoint, thermal):
     from synapse_dyn.rules import AbstractContrastiveRule, CpL
     from synapse_dyn.synapses import AbstractLinearMemory
 
@@ -280,6 +330,8 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
         raise ValueError("a network simulation needs schedule=Schedule(inputs, targets, batch_size).")
     if mode not in ("quasistatic", "relaxation"):
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
+    if thermal is not None and mode != "relaxation":
+        raise ValueError("thermal noise acts on the network state, which is an ODE variable only in mode='relaxation'.")
     if mode == "relaxation" and isinstance(rule, CpL):
         raise ValueError("the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning.")
     if protocol.period is None:
@@ -304,7 +356,7 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
         raise ValueError(f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'.")
     _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
     if mode == "relaxation":
-        return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps)
+        return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps, thermal)
     return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress, checkpoint)
 
 
@@ -479,7 +531,7 @@ def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, f
     return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (free, z, w), period * (first + n_cycles))
 
 
-def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps):
+def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps, thermal):
     period = float(protocol.period)
     t0, t1 = first * period, (first + n_cycles) * period
     if state0 is None:
@@ -493,7 +545,7 @@ def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, 
     blend = period * (np.arange(first, first + n_cycles) + 1 - schedule.blend)
     solution = _solve(
         field, (x, z, w), protocol, t0, t1, diffrax.SaveAt(ts=jnp.asarray(starts)), solver or diffrax.Kvaerno5(),
-        rtol, atol, max_steps, extra_steps=blend,
+        rtol, atol, max_steps, extra_steps=blend, thermal=thermal, mask=(True, False, False),
     )
     xs, zs, ws = solution.ys
     records = []

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from analysis.thermodynamics import heat_statistics, mean_with_error, total_entropy_production
+import protocols as P
 from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
+from synapse_dyn.simulate import simulate
+from synapse_dyn.synapses import DeadZone, IntegralFeedback, Synapse
 
 N_SAMPLES, DURATION, DT = 400, 5.0, 0.01
 STIFFNESS = 1.0
@@ -201,3 +204,20 @@ def test_noisy_resistor_network_equipartition():
     deviation = np.asarray(v) - mean
     within_three_errors(np.sum(deviation**2, axis=1), np.trace(covariance))
     within_three_errors(deviation @ np.ones(n), 0.0)
+
+
+def test_simulate_with_thermal_noise_on_the_memory_is_an_ornstein_uhlenbeck_process():
+    """Integral-feedback memory at constant current: dx = -x/tau dt + sqrt(2 mu kT) dW, so the
+    stationary variance of x is mu kT tau (the time average over a long run, within 3 SE)."""
+    tau, kT, mobility = 0.1, 0.5, 2.0
+    synapse = Synapse(IntegralFeedback(tau), DeadZone(1e9), 0.0)
+    times = np.linspace(10.0, 410.0, 8001)
+    solution = simulate(synapse, P.Constant(0.0), t1=410.0, saveat=times, noise=Thermal(kT, mobility), dt=0.01, brownian="increments", noise_seed=3)
+    x = np.asarray(solution.ys[0][:, 0])
+    expected = mobility * kT * tau
+    effective = (times[-1] - times[0]) / (2 * tau)  # independent samples of x^2
+    assert abs(np.var(x) - expected) < 3 * expected * np.sqrt(2 / effective)
+    again = simulate(synapse, P.Constant(0.0), t1=410.0, saveat=times, noise=Thermal(kT, mobility), dt=0.01, brownian="increments", noise_seed=3)
+    np.testing.assert_array_equal(again.ys[0], solution.ys[0])  # a seed fixes the path
+    with pytest.raises(ValueError, match="pass dt"):
+        simulate(synapse, P.Constant(0.0), t1=1.0, noise=Thermal(kT))
