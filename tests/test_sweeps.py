@@ -277,9 +277,33 @@ def test_cluster_options_and_figure_on_a_scheduler(client, tmp_path, capsys):
         with sweeps.dask_client(cluster="pbs"):
             pass
     address = client.scheduler.address
-    assert main(["figure", "fig6b", "--quick", "--scheduler", address, "--out", str(tmp_path)]) == 1
-    assert "figure fig6b does not run on Dask" in capsys.readouterr().err
+    assert main(["figure", "fig4b", "--quick", "--scheduler", address, "--out", str(tmp_path)]) == 1
+    assert "figure fig4b does not run on Dask" in capsys.readouterr().err
     args = ["figure", "fig5c", "--quick", "--quiet", "--scheduler", address, "--out", str(tmp_path)]
     assert main(args) == 0
     with xr.open_dataset(tmp_path / "fig5c.nc") as ds:
         assert ds.sizes["protocol"] == 40 and np.all(ds.contrastive_slope.notnull())
+
+
+def test_fig6b_on_dask_matches_its_compiled_function(client):
+    """Fig. 6B through the sweep machinery, in process and on 2 workers, gives the numbers of
+    its compiled function called directly on the ladders, chunk by chunk."""
+    import jax.numpy as jnp
+
+    from analysis.figures import fig6b
+
+    ds = fig6b.compute(quick=True, progress=False, chunk=100)
+    assert_same(fig6b.compute(quick=True, progress=False, chunk=100, client=client), ds)
+    ladders = fig6b.random_ladders(4, seed=6)
+    columns = [jnp.asarray(ladders[k]) for k in ("gamma", "rate_factor", "step")]
+    amplitudes = jnp.asarray(fig6b.amplitudes())
+    parts = [
+        fig6b._chunk(*(c[start : start + 100] for c in columns), amplitudes, 2**13)
+        for start in (0, 100)
+    ]
+    area, dw, dissipation = (np.concatenate(column) for column in zip(*parts, strict=True))
+    np.testing.assert_array_equal(ds.kernel_area.values, area)
+    np.testing.assert_array_equal(ds.dw.values, dw)
+    np.testing.assert_array_equal(ds.dissipation.values, dissipation)
+    offset = fig6b.offsets(fig6b.amplitudes() / fig6b.AMPLITUDE_MAX, dw)
+    np.testing.assert_array_equal(ds.offset.values, offset)

@@ -20,10 +20,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from scipy import stats
-from tqdm.auto import tqdm
 
+from analysis import sweeps
 from analysis.thermodynamics import entropy_production_rate
 from protocols import Sawtooth
+from synapse_dyn._checks import require_in_range, require_positive
 from synapse_dyn.io import describe
 from synapse_dyn.synapses import DeadZone, cycle_update
 from synapse_dyn.synapses.cycle import wraps_needed
@@ -89,6 +90,73 @@ def offsets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(learns, mean_y - slope * mean_x, np.nan)
 
 
+class LadderResponse(sweeps.AbstractExperiment):
+    """Kernel area, update dw/A_max over ``amplitudes`` and dissipation of ESA ladders of swept
+    gamma, rate factor and ligand step, under the figure's protocol (module docstring)."""
+
+    amplitudes: jax.Array
+    n_grid: int
+
+    def parameters(self):
+        return {
+            "gamma": sweeps.Parameter("1", "detailed-balance breaking factor gamma"),
+            "rate_factor": sweeps.Parameter("1 / Markov time", "activity switching rate factor"),
+            "step": sweeps.Parameter("uM", "ligand step of the kernel's step response"),
+        }
+
+    def outputs(self):
+        return {
+            "dissipation": sweeps.Output(
+                (),
+                "float64",
+                "kT / Markov time",
+                "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)",
+            ),
+            "kernel_area": sweeps.Output(
+                (), "float64", "1 / time", "kernel area I (first moment -1)"
+            ),
+            "dw": sweeps.Output(("amplitude",), "float64", "1", "update per cycle dw / A_max"),
+        }
+
+    def coords(self):
+        return {
+            "amplitude": (
+                np.asarray(self.amplitudes),
+                {"units": "current", "long_name": "contrast A = s_clamped - s_free"},
+            )
+        }
+
+    def check(self, points):
+        require_in_range("gamma", points["gamma"], 0, 1, closed=(False, True))
+        require_positive("rate_factor", points["rate_factor"])
+        require_positive("step", points["step"])
+
+    def prepare(self, points):
+        return self
+
+    def __call__(self, points):
+        area, update, dissipation = _chunk(
+            points["gamma"], points["rate_factor"], points["step"], self.amplitudes, self.n_grid
+        )
+        return {"dissipation": dissipation, "kernel_area": area, "dw": update}
+
+    def finish(self, ds):
+        return ds
+
+    def config(self):
+        return {
+            "n_grid": self.n_grid,
+            "n_amplitudes": int(self.amplitudes.size),
+            "tau_fast": TAU_FAST,
+            "tau_slow": TAU_SLOW,
+            "mean_current": MEAN,
+            "amplitude_max": AMPLITUDE_MAX,
+        }
+
+    def bytes_per_point(self):
+        return 64 * self.n_grid * 8
+
+
 def compute(
     quick: bool = False,
     progress: bool = True,
@@ -96,75 +164,34 @@ def compute(
     seed: int = 6,
     n_grid: int = 2**13,
     chunk: int = 250,
+    client=None,
+    store=None,
+    resume: bool = False,
 ) -> xr.Dataset:
-    """The figure's data: 5,000 random ladders (quick: 200), in chunks of ``chunk`` with one
-    compilation; ``n_grid`` points per protocol period for the exact cycle update."""
+    """The figure's data: 5,000 random ladders (quick: 200) through the sweep machinery in
+    chunks of ``chunk`` (``client``, ``store`` and ``resume`` as in ``fig4c.compute``);
+    ``n_grid`` points per protocol period for the exact cycle update."""
     n_batches = (4 if quick else 100) if n_batches is None else n_batches
-    ladders = random_ladders(n_batches, seed)
-    n = ladders["gamma"].size
     sweep = amplitudes()
-    results = []
-    starts = range(0, n, chunk)
-    for start in tqdm(starts, desc="fig6b kernels", unit="chunk", disable=not progress):
-        index = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-        parts = _chunk(
-            *(jnp.asarray(ladders[key][index]) for key in ("gamma", "rate_factor", "step")),
-            jnp.asarray(sweep),
-            n_grid,
-        )
-        results.append([np.asarray(part)[: min(chunk, n - start)] for part in parts])
-    area, update, dissipation = (np.concatenate(column) for column in zip(*results, strict=True))
-    offset = offsets(sweep / AMPLITUDE_MAX, update)
-    ds = xr.Dataset(
-        {
-            "gamma": (
-                "kernel",
-                ladders["gamma"],
-                {"units": "1", "long_name": "detailed-balance breaking factor gamma"},
-            ),
-            "rate_factor": (
-                "kernel",
-                ladders["rate_factor"],
-                {"units": "1 / Markov time", "long_name": "activity switching rate factor"},
-            ),
-            "step": (
-                "kernel",
-                ladders["step"],
-                {"units": "uM", "long_name": "ligand step of the kernel's step response"},
-            ),
-            "dissipation": (
-                "kernel",
-                dissipation,
-                {
-                    "units": "kT / Markov time",
-                    "long_name": "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)",
-                },
-            ),
-            "kernel_area": (
-                "kernel",
-                area,
-                {"units": "1 / time", "long_name": "kernel area I (first moment -1)"},
-            ),
-            "offset": (
-                "kernel",
-                offset,
-                {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"},
-            ),
-            "dw": (
-                ("kernel", "amplitude"),
-                update,
-                {"units": "1", "long_name": "update per cycle dw / A_max"},
-            ),
-        },
-        coords={
-            "kernel": ("kernel", np.arange(n), {"units": "1", "long_name": "kernel index"}),
-            "amplitude": (
-                "amplitude",
-                sweep,
-                {"units": "current", "long_name": "contrast A = s_clamped - s_free"},
-            ),
-        },
+    ds = sweeps.run(
+        LadderResponse(jnp.asarray(sweep), n_grid),
+        sweeps.Points("kernel", **random_ladders(n_batches, seed)),
+        chunk=chunk,
+        client=client,
+        store=store,
+        resume=resume,
+        progress=progress,
+        title="fig6b kernels",
     )
+    n = ds.sizes["kernel"]
+    offset = offsets(sweep / AMPLITUDE_MAX, ds.dw.values)
+    ds = ds.assign(
+        offset=(
+            "kernel",
+            offset,
+            {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"},
+        )
+    ).assign_coords(kernel=("kernel", np.arange(n), {"units": "1", "long_name": "kernel index"}))
     config = {
         "figure": "fig6b",
         "n_kernels": n,
