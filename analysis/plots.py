@@ -26,3 +26,16 @@ def response_panels(ds):
     axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left")
     figure.tight_layout()
     return figure
+
+
+def learning_curves(ds):
+    """Loss (log scale) and, for classification, accuracy against epoch, train and test."""
+    panels = [name for name in ("loss", "accuracy") if f"test_{name}" in ds]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for axis, name in zip(axes[0], panels, strict=True):
+        for split, style in (("train", "-"), ("test", "--")):
+            axis.plot(ds.epoch, ds[f"{split}_{name}"], "k" + style, label=split)
+        axis.set(xlabel="epoch", ylabel=name, yscale="log" if name == "loss" else "linear")
+        axis.legend(fontsize=7, frameon=False)
+    figure.tight_layout()
+    return figure

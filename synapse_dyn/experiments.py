@@ -12,10 +12,11 @@ import typing
 import numpy as np
 
 import protocols
-from analysis.plots import response_panels
+from analysis.plots import learning_curves, response_panels
 from analysis.response import learning_range, response_curves
 from synapse_dyn import synapses
 from synapse_dyn.io import describe
+from synapse_dyn.training import TrainConfig, train
 
 
 def option(default, doc: str):
@@ -80,7 +81,26 @@ class SynapseExperiment:
         return ds, response_panels(curves), summary
 
 
-KINDS: dict[str, type] = {"synapse": SynapseExperiment}
+@dataclasses.dataclass(frozen=True)
+class TrainExperiment(TrainConfig):
+    """Train a network (any substrate) with an explicit rule; learning curves over epochs."""
+
+    name: str = option("train", "run name; outputs go to <out>/<name>/")
+
+    def run(self, progress: bool = True):
+        """(dataset, figure, summary lines)."""
+        ds = train(self, progress=progress)
+        final = ds.isel(epoch=-1)
+        summary = [
+            f"{self.substrate} / {self.rule} ({self.variant}) on {self.task}, {self.epochs} epochs",
+            f"test loss {float(ds.test_loss[0]):.4g} -> {float(final.test_loss):.4g}",
+        ]
+        if "test_accuracy" in ds:
+            summary.append(f"test accuracy {float(ds.test_accuracy[0]):.3f} -> {float(final.test_accuracy):.3f}")
+        return ds, learning_curves(ds), summary
+
+
+KINDS: dict[str, type] = {"synapse": SynapseExperiment, "train": TrainExperiment}
 
 DEFAULT = 'kind = "synapse"\nname = "tcl-synapse"\n'
 
@@ -107,7 +127,7 @@ def parse(text: str, source: str = "experiment"):
         expected = hints[key]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, expected):
+        if isinstance(expected, type) and not isinstance(value, expected):
             raise ValueError(f"{source}: key {key!r} must be {expected.__name__}, got {value!r}.")
         values[key] = value
     return config_type(**values)
@@ -118,5 +138,6 @@ def describe_kind(kind: str) -> str:
     config_type = KINDS[kind]
     lines = [f"kind = {kind!r}: {config_type.__doc__.split(chr(10))[0]}"]
     for f in dataclasses.fields(config_type):
-        lines.append(f"  {f.name} = {f.default!r}  # {f.metadata['doc']}")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        lines.append(f"  {f.name} = {default!r}  # {f.metadata['doc']}")
     return "\n".join(lines)

@@ -51,3 +51,20 @@ def test_figure_command_quick(tmp_path):
         assert {"tau_fast", "dw_over_amplitude"} <= set(ds.data_vars)
     assert (tmp_path / "figS_timescale.png").exists()
     assert main(["figure", "nope", "--out", str(tmp_path)]) == 1
+
+
+def test_every_example_experiment_parses_and_the_resistor_one_trains(tmp_path, capsys):
+    import pathlib
+
+    from synapse_dyn import experiments
+
+    examples = sorted((pathlib.Path(__file__).parents[1] / "examples").glob("*.toml"))
+    runs = [p for p in examples if "[sweep]" not in p.read_text()]
+    assert {p.stem.split("_")[0] for p in runs} >= {"resistor", "diode", "hopfield", "elastic"}
+    for path in runs:
+        assert isinstance(experiments.parse(path.read_text(), str(path)), experiments.TrainExperiment)
+    resistor = next(p for p in runs if p.stem.startswith("resistor"))
+    assert main(["run", str(resistor), "--out", str(tmp_path), "--quiet"]) == 0
+    assert "test loss" in capsys.readouterr().out
+    with xr.open_dataset(next(tmp_path.glob("*/dataset.nc"))) as ds:
+        assert float(ds.test_loss[-1]) < 0.01 * float(ds.test_loss[0])
