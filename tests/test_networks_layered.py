@@ -105,14 +105,16 @@ def test_energy_never_increases(case):
         return jnp.concatenate([net.total_energy(x0, w, inputs, nudge)[None], energies])
 
     free = SoftNudge(0.0, nudge.target, nudge.cost)  # beta = 0: the free sweeps, same program
-    for n in (free, nudge):
+    negative = SoftNudge(-0.5, nudge.target, nudge.cost)  # concave beta C: tangent majoriser
+    for n in (free, nudge, negative):
         energies = np.asarray(trajectory(n))
         assert np.all(np.diff(energies) <= 1e-12)
         assert energies[0] - energies[-1] > 1e-3
-    # the CE-nudged fixed point is stationary for E + beta CE at the outputs
-    x = net.equilibrium(w, inputs, nudge)
-    grad = jax.grad(net.total_energy)(x, w, inputs, nudge)
-    assert np.abs(np.asarray(grad[-1])).max() < 1e-9
+    # the CE-nudged fixed points are stationary for E + beta CE at the outputs
+    for n in (nudge, negative):
+        x = net.equilibrium(w, inputs, n)
+        grad = jax.grad(net.total_energy)(x, w, inputs, n)
+        assert np.abs(np.asarray(grad[-1])).max() < 1e-9
 
 
 def test_relaxation_flow_reaches_equilibrium():

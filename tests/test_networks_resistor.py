@@ -49,6 +49,7 @@ def all_states(net, w, inputs, target):
         "nudged": SoftNudge(BETA, target),
         "clamped": Clamp(CLAMP),
         "cross_entropy": SoftNudge(BETA, ONE_HOT, CrossEntropy()),
+        "cross_entropy_negative": SoftNudge(-BETA, ONE_HOT, CrossEntropy()),
     }
     out = {}
     for name, nudge in nudges.items():
@@ -95,11 +96,11 @@ def test_kirchhoff_current_law_free_nudged_clamped(lattice_case, solver):
     )
     assert jnp.abs(out["kcl_nudged"] - injected).max() < 1e-9
     assert jnp.abs(injected).max() > 1e-3
-    # cross-entropy (majorise-minimise): injected -beta (softmax(o) - y), the exact minimiser
-    injected = net.clamp(
-        jnp.zeros(net.n_free), -BETA * (jax.nn.softmax(net.output(out["cross_entropy"])) - ONE_HOT)
-    )
-    assert jnp.abs(out["kcl_cross_entropy"] - injected).max() < 1e-9
+    # cross-entropy (majorise-minimise, both signs): injected -beta (softmax(o) - y)
+    for key, beta in (("cross_entropy", BETA), ("cross_entropy_negative", -BETA)):
+        softmax = jax.nn.softmax(net.output(out[key]))
+        injected = net.clamp(jnp.zeros(net.n_free), -beta * (softmax - ONE_HOT))
+        assert jnp.abs(out[f"kcl_{key}"] - injected).max() < 1e-9, key
     # clamped: outputs sit at the clamp values, KCL holds at every other free node
     np.testing.assert_allclose(net.output(out["clamped"]), CLAMP, atol=1e-14)
     assert jnp.abs(net.clamp(out["kcl_clamped"], jnp.zeros(2))).max() < 1e-9

@@ -10,7 +10,8 @@ Perturbations (``nudge``):
   * ``Clamp(values)``: outputs held at ``values`` and the rest relaxed (coupled learning).
 Costs enter the equilibria through a quadratic majoriser of curvature ``cost.curvature``:
 C(o) <= C(o') + dC(o').(o - o') + curvature/2 |o - o'|^2, exact for the MSE, so a minimiser
-that handles quadratic nudges also handles cross-entropy by majorise-minimise iterations.
+that handles quadratic nudges also handles cross-entropy by majorise-minimise iterations
+(for beta < 0 the concave beta C is majorised by its tangent: ``majoriser_curvature``).
 """
 
 import abc
@@ -69,6 +70,14 @@ class SoftNudge(eqx.Module):
     beta: Float[Array, ""] = eqx.field(converter=lambda b: jnp.asarray(b, dtype=float))
     target: Float[Array, " n"] = eqx.field(converter=lambda y: jnp.asarray(y, dtype=float))
     cost: AbstractCost = MSE()
+
+    def majoriser_curvature(self) -> Float[Array, ""]:
+        """beta c of the quadratic majoriser of beta C used by the minimisers: the cost's
+        curvature bound c for beta > 0 or a quadratic cost (where it is exact); 0 for beta < 0
+        and a non-quadratic cost, where beta C is concave and its tangent majorises it."""
+        if self.cost.quadratic:
+            return self.beta * self.cost.curvature
+        return jnp.maximum(self.beta, 0.0) * self.cost.curvature
 
 
 class Clamp(eqx.Module):

@@ -9,8 +9,9 @@ two parity groups (odd then even, counting the input as layer 0), each group upd
 every update is an exact block minimisation, so the energy never increases.
 
 Nudges act on the output layer only: a soft nudge adds beta C(o, y), majorised at the current
-output o' by beta [C(o') + dC(o').(o - o') + c/2 |o - o'|^2] (exact for the MSE), which adds
-beta c to the curvature and beta (c o' - dC(o')) to the drive; a clamp fixes the output.
+output o' by beta [C(o') + dC(o').(o - o') + c/2 |o - o'|^2] (exact for the MSE; c = 0 for
+beta < 0 and a non-quadratic cost), which adds beta c to the curvature and
+beta (c o' - dC(o')) to the drive; a clamp fixes the output.
 """
 
 import abc
@@ -118,9 +119,9 @@ class AbstractLayeredNetwork(AbstractNetwork):
         for k in order:
             curvature, drive = self.layer_coefficients(k, x, w, inputs)
             if k == n_free - 1 and isinstance(nudge, SoftNudge):
-                o, c = x[k], nudge.cost.curvature
-                curvature = curvature + nudge.beta * c
-                drive = drive + nudge.beta * (c * o - nudge.cost.grad(o, nudge.target))
+                o, bc = x[k], nudge.majoriser_curvature()
+                curvature = curvature + bc
+                drive = drive + bc * o - nudge.beta * nudge.cost.grad(o, nudge.target)
             lo, hi = bounds[k]
             x = x[:k] + (jnp.clip(drive / curvature, lo, hi),) + x[k + 1 :]
         return x

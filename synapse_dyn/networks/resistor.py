@@ -184,7 +184,7 @@ class ResistorNetwork(AbstractNetwork):
         rhs = solve_mask * b + pinned
         extra = zero
         if isinstance(nudge, SoftNudge):
-            extra = self.clamp(zero, nudge.beta * nudge.cost.curvature * jnp.ones(self.n_outputs))
+            extra = self.clamp(zero, nudge.majoriser_curvature() * jnp.ones(self.n_outputs))
         solve = self._linear_solver(w, solve_mask, extra)
 
         guess = self.initial_state() if x0 is None else jnp.asarray(x0, dtype=float)
@@ -194,7 +194,7 @@ class ResistorNetwork(AbstractNetwork):
 
         def majorise_minimise(x):
             o = self.output(x)
-            force = beta * (cost.curvature * o - cost.grad(o, y))
+            force = nudge.majoriser_curvature() * o - beta * cost.grad(o, y)
             return solve(rhs + self.clamp(zero, force), x)
 
         iterations = 1 if cost.quadratic else self.cost_iterations
