@@ -77,10 +77,14 @@ def _fit_one(x, y, coarse: int, refinements: int):
     step = coarse * (x[-1] - x[0]) / (x.shape[0] - 1)
     offsets = jnp.linspace(-1.0, 1.0, 9)
     for _ in range(refinements):
-        trial1, trial2 = jnp.meshgrid(best[0] + step * offsets, best[1] + step * offsets, indexing="ij")
+        trial1, trial2 = jnp.meshgrid(
+            best[0] + step * offsets, best[1] + step * offsets, indexing="ij"
+        )
         trial1 = jnp.clip(trial1, x[0], x[-1])
         trial2 = jnp.clip(trial2, x[0], x[-1])
-        sse = jnp.where(trial1 < trial2, residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape), jnp.inf)
+        sse = jnp.where(
+            trial1 < trial2, residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape), jnp.inf
+        )
         i, j = jnp.unravel_index(jnp.argmin(sse), sse.shape)
         best = jnp.stack([trial1[i, j], trial2[i, j]])
         step = step / 4
@@ -105,7 +109,9 @@ def fit_three_segments(
     require_finite("x", x)
     require_finite("y", y)
     if x.ndim != 1 or x.shape[0] < 8 or bool(jnp.any(jnp.diff(x) <= 0)):
-        raise ValueError(f"x must be strictly increasing with at least 8 points, got shape {x.shape}.")
+        raise ValueError(
+            f"x must be strictly increasing with at least 8 points, got shape {x.shape}."
+        )
     if y.shape[-1] != x.shape[0]:
         raise ValueError(f"y's last axis must match x: got {y.shape} and {x.shape}.")
     batch = y.shape[:-1]

@@ -1,7 +1,6 @@
 """Plots shared by figures and experiments."""
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from .response import REGIMES
 
@@ -10,17 +9,32 @@ REGIME_COLOURS = {"no_update": "0.85", "contrastive": "#cfe8cf", "cancellation":
 
 def response_panels(ds):
     """dw against A, one panel per protocol, with the regimes shaded and the ideal dw = A."""
-    curves = [ds] if "protocol" not in ds.dims else [ds.isel(protocol=i) for i in range(ds.sizes["protocol"])]
-    figure, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves) + 0.6, 3.2), sharey=True, squeeze=False)
+    curves = (
+        [ds]
+        if "protocol" not in ds.dims
+        else [ds.isel(protocol=i) for i in range(ds.sizes["protocol"])]
+    )
+    figure, axes = plt.subplots(
+        1, len(curves), figsize=(3.2 * len(curves) + 0.6, 3.2), sharey=True, squeeze=False
+    )
     for axis, curve in zip(axes[0], curves, strict=True):
         amplitude = curve.amplitude.values
         for code, name in enumerate(REGIMES):
             inside = curve.regime.values == code
             if inside.any():
-                axis.axvspan(amplitude[inside].min(), amplitude[inside].max(), color=REGIME_COLOURS[name], label=name.replace("_", " "))
+                axis.axvspan(
+                    amplitude[inside].min(),
+                    amplitude[inside].max(),
+                    color=REGIME_COLOURS[name],
+                    label=name.replace("_", " "),
+                )
         axis.plot(amplitude, curve.dw, "k", lw=1.2)
         axis.plot(amplitude, amplitude, "b:", lw=1, label="dw = A")
-        title = f"tau_s/tau_f = {float(curve.tau_slow / curve.tau_fast):g}" if "tau_fast" in curve else ""
+        title = (
+            f"tau_s/tau_f = {float(curve.tau_slow / curve.tau_fast):g}"
+            if "tau_fast" in curve
+            else ""
+        )
         axis.set(title=title, xlabel="contrast A = s_clamped - s_free")
     axes[0, 0].set_ylabel("update per cycle dw")
     axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left")

@@ -10,7 +10,6 @@ Regimes (tcl_model.md, Sec. 2.4), read off the extremes of u over the cycle, u_A
 import functools
 import warnings
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +18,12 @@ from tqdm.auto import tqdm
 
 from protocols import AbstractProtocol, Sawtooth
 from synapse_dyn._checks import require_nonempty, require_positive
-from synapse_dyn.synapses import AbstractKernel, AbstractNonlinearity, cycle_update, periodic_response
+from synapse_dyn.synapses import (
+    AbstractKernel,
+    AbstractNonlinearity,
+    cycle_update,
+    periodic_response,
+)
 from synapse_dyn.synapses.cycle import warn_if_fast_ramp_short, wraps_needed
 
 from .fits import fit_three_segments
@@ -44,7 +48,9 @@ def _curves(kernel, nonlinearity, shape, amplitudes, mean, n_grid, n_wraps):
 def _batch_size(tree) -> int:
     sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(tree) if np.ndim(leaf) > 0}
     if len(sizes) > 1:
-        raise ValueError(f"batched protocol and nonlinearity parameters differ in length: {sorted(sizes)}.")
+        raise ValueError(
+            f"batched protocol and nonlinearity parameters differ in length: {sorted(sizes)}."
+        )
     return sizes.pop() if sizes else 0
 
 
@@ -75,7 +81,10 @@ def response_curves(
             for tree in (shape, nonlinearity)
         )
     else:
-        shape, nonlinearity = (jax.tree.map(lambda a: jnp.asarray(a, dtype=float)[None], t) for t in (shape, nonlinearity))
+        shape, nonlinearity = (
+            jax.tree.map(lambda a: jnp.asarray(a, dtype=float)[None], t)
+            for t in (shape, nonlinearity)
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warn_if_fast_ramp_short(kernel, shape)
@@ -90,35 +99,63 @@ def response_curves(
     n_wraps = wraps_needed(kernel, np.min(np.asarray(shape.period)))
     updates, regimes = [], []
     starts = range(0, n, chunk)
-    for start in tqdm(starts, desc="response curves", unit="chunk", disable=not progress or len(starts) < 2):
+    for start in tqdm(
+        starts, desc="response curves", unit="chunk", disable=not progress or len(starts) < 2
+    ):
         index = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-        take = lambda tree: jax.tree.map(lambda a: a[index], tree)  # noqa: E731
-        update, regime = _curves(kernel, take(nonlinearity), take(shape), amplitudes, mean, n_grid, n_wraps)
+        g, s = jax.tree.map(lambda a: a[index], (nonlinearity, shape))
+        update, regime = _curves(kernel, g, s, amplitudes, mean, n_grid, n_wraps)
         keep = min(chunk, n - start)
         updates.append(np.asarray(update)[:keep])
         regimes.append(np.asarray(regime)[:keep])
     update, regime = np.concatenate(updates), np.concatenate(regimes)
     period = np.broadcast_to(np.asarray(shape.period, dtype=float), (n,))
     data = {
-        "dw": (("protocol", "amplitude"), update, {
-            "units": "current x time",
-            "long_name": "update per cycle, integral of g(u) dt (the weight moves by -alpha dw)",
-        }),
-        "regime": (("protocol", "amplitude"), regime, {
-            "units": "1",
-            "long_name": "learning regime",
-            "flag_values": np.arange(3, dtype=np.int8),
-            "flag_meanings": " ".join(REGIMES),
-        }),
+        "dw": (
+            ("protocol", "amplitude"),
+            update,
+            {
+                "units": "current x time",
+                "long_name": "update per cycle, integral of g(u) dt (the weight moves by -alpha dw)",
+            },
+        ),
+        "regime": (
+            ("protocol", "amplitude"),
+            regime,
+            {
+                "units": "1",
+                "long_name": "learning regime",
+                "flag_values": np.arange(3, dtype=np.int8),
+                "flag_meanings": " ".join(REGIMES),
+            },
+        ),
         "period": (("protocol",), period, {"units": "time", "long_name": "protocol period T"}),
     }
     if isinstance(shape, Sawtooth):
-        data["tau_fast"] = (("protocol",), np.asarray(shape.tau_fast), {"units": "time", "long_name": "fast ramp time tau_fast"})
-        data["tau_slow"] = (("protocol",), np.asarray(shape.tau_slow), {"units": "time", "long_name": "slow ramp time tau_slow"})
+        data["tau_fast"] = (
+            ("protocol",),
+            np.asarray(shape.tau_fast),
+            {"units": "time", "long_name": "fast ramp time tau_fast"},
+        )
+        data["tau_slow"] = (
+            ("protocol",),
+            np.asarray(shape.tau_slow),
+            {"units": "time", "long_name": "slow ramp time tau_slow"},
+        )
     ds = xr.Dataset(
         data,
-        coords={"amplitude": ("amplitude", amplitudes, {"units": "current", "long_name": "contrast A = s_clamped - s_free"})},
-        attrs={"mean_current": float(mean), "kernel_timescale": float(kernel.timescale), "kernel_area": float(kernel.area)},
+        coords={
+            "amplitude": (
+                "amplitude",
+                amplitudes,
+                {"units": "current", "long_name": "contrast A = s_clamped - s_free"},
+            )
+        },
+        attrs={
+            "mean_current": float(mean),
+            "kernel_timescale": float(kernel.timescale),
+            "kernel_area": float(kernel.area),
+        },
     )
     return ds if batch else ds.isel(protocol=0)
 
@@ -138,13 +175,27 @@ def learning_range(curves: xr.Dataset, amplitude_max) -> xr.Dataset:
     dims = curves.dw.dims[:-1]
     squeeze = (lambda a: a[0]) if not dims else (lambda a: a)  # noqa: E731
     variables = {
-        "amplitude_min": (amplitude_min, "current", "A_min, start of the contrastive (third) segment"),
-        "amplitude_max": (np.full(amplitude_min.shape, float(amplitude_max)), "current", "A_max, onset of cancellation"),
+        "amplitude_min": (
+            amplitude_min,
+            "current",
+            "A_min, start of the contrastive (third) segment",
+        ),
+        "amplitude_max": (
+            np.full(amplitude_min.shape, float(amplitude_max)),
+            "current",
+            "A_max, onset of cancellation",
+        ),
         "learning_range": (amplitude_max / amplitude_min, "1", "learning range A_max / A_min"),
-        "offset": (np.asarray(fit.third_intercept) * amplitude_max, "current x time", "offset error: intercept of the contrastive segment"),
+        "offset": (
+            np.asarray(fit.third_intercept) * amplitude_max,
+            "current x time",
+            "offset error: intercept of the contrastive segment",
+        ),
         "contrastive_slope": (third_slope, "1", "slope of the third segment, d(dw)/dA"),
     }
-    return curves.assign({
-        name: (dims, squeeze(value), {"units": units, "long_name": long_name})
-        for name, (value, units, long_name) in variables.items()
-    })
+    return curves.assign(
+        {
+            name: (dims, squeeze(value), {"units": units, "long_name": long_name})
+            for name, (value, units, long_name) in variables.items()
+        }
+    )

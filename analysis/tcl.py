@@ -21,7 +21,21 @@ from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
 PROBE_RATE = 1e-6  # learning rate of the probe: the parameters barely move during it
 
 
-def cycle_estimate(network, w, inputs, targets, rule, tau_fast, tau_slow, tau_kernel, threshold=None, mode="quasistatic", reverse=False, nonlinearity=None, **options):
+def cycle_estimate(
+    network,
+    w,
+    inputs,
+    targets,
+    rule,
+    tau_fast,
+    tau_slow,
+    tau_kernel,
+    threshold=None,
+    mode="quasistatic",
+    reverse=False,
+    nonlinearity=None,
+    **options,
+):
     """The TCL estimate of dL/dw from one cycle, -dw/alpha over the second of two cycles of
     one batch (the first brings the memory to its periodic state). The default threshold
     sits above every synapse's slow-ramp signal, theta = 3 max|b g_explicit| / tau_slow."""
@@ -33,7 +47,13 @@ def cycle_estimate(network, w, inputs, targets, rule, tau_fast, tau_slow, tau_ke
     synapse = Synapse(EColiCascade(tau_kernel), nonlinearity, PROBE_RATE)
     protocol = protocols.Sawtooth(tau_fast, tau_slow, reverse=reverse)
     period = tau_fast + tau_slow
-    common = dict(network=network, rule=rule, schedule=Schedule(inputs, targets, blend=0.0), mode=mode, **options)
+    common = dict(
+        network=network,
+        rule=rule,
+        schedule=Schedule(inputs, targets, blend=0.0),
+        mode=mode,
+        **options,
+    )
     first = simulate(synapse, protocol, t1=period, w0=w, **common)
     second = simulate(synapse, protocol, t0=period, t1=2 * period, state0=first.state, **common)
     return jax.tree.map(lambda a, b: -(b - a) / PROBE_RATE, first.state[2], second.state[2])
@@ -52,23 +72,50 @@ def agreement(estimate, reference) -> tuple[float, float]:
     return cosine, norm_a / norm_b
 
 
-def timescale_map(network, w, inputs, targets, rule, kernel_ratios=(2, 5, 20, 100), slow_ratios=(3, 10, 100), network_ratios=(None,), tau_fast=1.0, progress=True):
+def timescale_map(
+    network,
+    w,
+    inputs,
+    targets,
+    rule,
+    kernel_ratios=(2, 5, 20, 100),
+    slow_ratios=(3, 10, 100),
+    network_ratios=(None,),
+    tau_fast=1.0,
+    progress=True,
+):
     """Agreement of the one-cycle TCL update with the explicit rule and the exact gradient over
     tau_fast/tau_K, tau_slow/tau_fast and tau_network/tau_fast (None: quasi-static)."""
     explicit = rules.update(network, w, (inputs, targets), rule)
     exact = rules.update(network, w, (inputs, targets), rules.ExactGradient(rule.cost))
     shape = (len(kernel_ratios), len(slow_ratios), len(network_ratios))
-    results = {name: np.full(shape, np.nan) for name in ("cosine_explicit", "magnitude_explicit", "cosine_exact")}
+    results = {
+        name: np.full(shape, np.nan)
+        for name in ("cosine_explicit", "magnitude_explicit", "cosine_exact")
+    }
     points = list(itertools.product(*(range(n) for n in shape)))
     for i, j, k in tqdm(points, desc="timescale map", disable=not progress):
         speed = network_ratios[k]
-        probe_network = network if speed is None else eqx.tree_at(lambda n: n.relaxation_time, network, speed * tau_fast)
+        probe_network = (
+            network
+            if speed is None
+            else eqx.tree_at(lambda n: n.relaxation_time, network, speed * tau_fast)
+        )
         mode = "quasistatic" if speed is None else "relaxation"
         estimate = cycle_estimate(
-            probe_network, w, inputs, targets, rule, tau_fast, slow_ratios[j] * tau_fast,
-            tau_fast / kernel_ratios[i], mode=mode,
+            probe_network,
+            w,
+            inputs,
+            targets,
+            rule,
+            tau_fast,
+            slow_ratios[j] * tau_fast,
+            tau_fast / kernel_ratios[i],
+            mode=mode,
         )
-        results["cosine_explicit"][i, j, k], results["magnitude_explicit"][i, j, k] = agreement(estimate, explicit)
+        results["cosine_explicit"][i, j, k], results["magnitude_explicit"][i, j, k] = agreement(
+            estimate, explicit
+        )
         results["cosine_exact"][i, j, k] = agreement(estimate, exact)[0]
     attrs = {
         "cosine_explicit": ("cosine similarity of the TCL and explicit updates", "1"),
@@ -77,11 +124,26 @@ def timescale_map(network, w, inputs, targets, rule, kernel_ratios=(2, 5, 20, 10
     }
     dims = ("tau_fast_over_tau_kernel", "tau_slow_over_tau_fast", "tau_network_over_tau_fast")
     coords = {
-        dims[0]: (dims[0], np.asarray(kernel_ratios, float), {"units": "1", "long_name": "tau_fast / tau_K"}),
-        dims[1]: (dims[1], np.asarray(slow_ratios, float), {"units": "1", "long_name": "tau_slow / tau_fast"}),
-        dims[2]: (dims[2], np.asarray([np.nan if r is None else r for r in network_ratios], float), {"units": "1", "long_name": "tau_network / tau_fast (NaN: quasi-static)"}),
+        dims[0]: (
+            dims[0],
+            np.asarray(kernel_ratios, float),
+            {"units": "1", "long_name": "tau_fast / tau_K"},
+        ),
+        dims[1]: (
+            dims[1],
+            np.asarray(slow_ratios, float),
+            {"units": "1", "long_name": "tau_slow / tau_fast"},
+        ),
+        dims[2]: (
+            dims[2],
+            np.asarray([np.nan if r is None else r for r in network_ratios], float),
+            {"units": "1", "long_name": "tau_network / tau_fast (NaN: quasi-static)"},
+        ),
     }
-    data = {name: (dims, value, {"long_name": attrs[name][0], "units": attrs[name][1]}) for name, value in results.items()}
+    data = {
+        name: (dims, value, {"long_name": attrs[name][0], "units": attrs[name][1]})
+        for name, value in results.items()
+    }
     return xr.Dataset(data, coords=coords)
 
 
@@ -92,7 +154,12 @@ def plot_timescale_map(ds):
     view = ds.isel(tau_network_over_tau_fast=0)
     for ratio in view.tau_slow_over_tau_fast.values:
         line = view.sel(tau_slow_over_tau_fast=ratio)
-        axes[0].plot(line.tau_fast_over_tau_kernel, line.cosine_explicit, "o-", label=f"tau_s/tau_f = {ratio:g}")
+        axes[0].plot(
+            line.tau_fast_over_tau_kernel,
+            line.cosine_explicit,
+            "o-",
+            label=f"tau_s/tau_f = {ratio:g}",
+        )
         axes[1].plot(line.tau_fast_over_tau_kernel, line.magnitude_explicit, "o-")
     axes[0].set(xscale="log", xlabel="tau_fast / tau_K", ylabel="cosine(TCL, explicit)")
     axes[1].set(xscale="log", xlabel="tau_fast / tau_K", ylabel="|TCL| / |explicit|")

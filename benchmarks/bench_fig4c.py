@@ -33,13 +33,17 @@ def direct_update(tau_fast, tau_slow, amplitude, threshold):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sample", type=int, default=6, help="baseline (protocol, amplitude) pairs")
+    parser.add_argument(
+        "--sample", type=int, default=6, help="baseline (protocol, amplitude) pairs"
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
     ds = fig4c.compute(progress=True)
     ours = time.perf_counter() - start
-    print(f"fast path: full Fig. 4C, {ds.sizes['protocol']} protocols x {ds.sizes['amplitude']} amplitudes: {ours:.1f} s")
+    print(
+        f"fast path: full Fig. 4C, {ds.sizes['protocol']} protocols x {ds.sizes['amplitude']} amplitudes: {ours:.1f} s"
+    )
 
     rng = np.random.default_rng(0)
     picks = rng.choice(ds.sizes["protocol"], args.sample, replace=False)
@@ -55,10 +59,14 @@ def main():
         errors.append(abs(reference - float(p.dw[a])) / max(abs(reference), 1.0))
     total_samples = float((ds.tau_fast + ds.tau_slow).sum() / DT) * ds.sizes["amplitude"]
     baseline = np.mean(seconds_per_sample_time) * total_samples
-    print(f"direct convolution (authors' method): {np.mean(seconds_per_sample_time) * 10 / DT:.2f} s per amplitude at T = 10; "
-          f"full figure extrapolated: {baseline / 3600:.1f} h")
+    print(
+        f"direct convolution (authors' method): {np.mean(seconds_per_sample_time) * 10 / DT:.2f} s per amplitude at T = 10; "
+        f"full figure extrapolated: {baseline / 3600:.1f} h"
+    )
     print(f"largest relative difference between the two methods on the sample: {max(errors):.1e}")
-    print(f"speed-up (baseline / fast path): {baseline / ours:.0f}x; target: full figure under 30 s -> {'met' if ours < 30 else 'NOT met'}")
+    print(
+        f"speed-up (baseline / fast path): {baseline / ours:.0f}x; target: full figure under 30 s -> {'met' if ours < 30 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

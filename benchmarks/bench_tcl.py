@@ -33,7 +33,13 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, inputs=None):
     rules.update(network, w, (x[:batch], y[:batch]), rule, key=jax.random.key(1))  # compile
     start = time.perf_counter()
     for k in range(cycles):
-        g = rules.update(network, w, (x[k * batch : (k + 1) * batch], y[k * batch : (k + 1) * batch]), rule, key=jax.random.key(k))
+        g = rules.update(
+            network,
+            w,
+            (x[k * batch : (k + 1) * batch], y[k * batch : (k + 1) * batch]),
+            rule,
+            key=jax.random.key(k),
+        )
     jax.block_until_ready(g)
     ep = (time.perf_counter() - start) / cycles
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.01)
@@ -41,7 +47,9 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, inputs=None):
     common = dict(network=network, rule=rule, schedule=Schedule(x, y, batch))
     warm = simulate(synapse, protocol, t1=25 * 100.0, w0=w, **common)  # compile (25-cycle chunks)
     start = time.perf_counter()
-    run = simulate(synapse, protocol, t0=25 * 100.0, t1=(25 + cycles) * 100.0, state0=warm.state, **common)
+    run = simulate(
+        synapse, protocol, t0=25 * 100.0, t1=(25 + cycles) * 100.0, state0=warm.state, **common
+    )
     jax.block_until_ready(run.state[2])
     tcl = (time.perf_counter() - start) / cycles
     return ep, tcl
@@ -53,12 +61,19 @@ def main():
     parser.add_argument("--mnist", help="path of a local mnist.npz")
     args = parser.parse_args()
     print(f"device: {jax.devices()[0].platform}")
-    cases = [((64, 64, 10), 16, 20, 8, "digits-size 64-64-10, batch 16"), ((784, 500, 10), 20, 20, 4, "MNIST-size 784-500-10, batch 20 (random inputs)")]
+    cases = [
+        ((64, 64, 10), 16, 20, 8, "digits-size 64-64-10, batch 16"),
+        ((784, 500, 10), 20, 20, 4, "MNIST-size 784-500-10, batch 20 (random inputs)"),
+    ]
     for sizes, batch, free, nudged, label in cases:
         ep, tcl = measure(sizes, batch, free, nudged, args.cycles)
-        print(f"{label}: EP step {1e3 * ep:.2f} ms, TCL cycle {1e3 * tcl:.2f} ms, ratio {tcl / ep:.2f} (target <= 3)")
+        print(
+            f"{label}: EP step {1e3 * ep:.2f} ms, TCL cycle {1e3 * tcl:.2f} ms, ratio {tcl / ep:.2f} (target <= 3)"
+        )
         if args.mnist and sizes[0] == 784:
-            print(f"  full-size Fig. 3 epoch (500 cycles): TCL {500 * tcl:.0f} s, EP {500 * ep:.0f} s")
+            print(
+                f"  full-size Fig. 3 epoch (500 cycles): TCL {500 * tcl:.0f} s, EP {500 * ep:.0f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -55,9 +55,7 @@ def require_in_range(name: str, value, low: float, high: float, *, closed=(True,
     if np.any(np.isnan(array)) or not np.all(above & below):
         left = "[" if closed[0] else "("
         right = "]" if closed[1] else ")"
-        raise ValueError(
-            f"{name} must lie in {left}{low}, {high}{right}, got {_describe(value)}."
-        )
+        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {_describe(value)}.")
 
 
 def require_nonempty(name: str, value) -> None:

@@ -101,8 +101,14 @@ def _sweep(args) -> None:
         if store is not None:
             print(f"  interrupted? finished chunks stay in {out}: rerun with --resume")
         ds = sweeps.run(
-            experiment, sweep, chunk=args.chunk or chunk, store=store, resume=args.resume,
-            client=client, progress=not args.quiet, title=f"sweep of {experiment.config_.name}",
+            experiment,
+            sweep,
+            chunk=args.chunk or chunk,
+            store=store,
+            resume=args.resume,
+            client=client,
+            progress=not args.quiet,
+            title=f"sweep of {experiment.config_.name}",
         )
     if store is None:
         write_dataset(ds, out)
@@ -119,7 +125,9 @@ def _add_cluster_options(command) -> None:
     )
     command.add_argument("--workers", type=int, help="workers of a started cluster (local: cores)")
     command.add_argument(
-        "--cluster-option", action="append", metavar="KEY=VALUE",
+        "--cluster-option",
+        action="append",
+        metavar="KEY=VALUE",
         help="option of the started cluster, repeatable "
         "(slurm: cores=4, memory=16GB, queue=..., account=..., walltime=...)",
     )
@@ -138,7 +146,9 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("--out", default="figures", help="output folder (default: figures)")
     figure.add_argument("--quick", action="store_true", help="small, fast version")
     figure.add_argument("--quiet", action="store_true", help="no progress bar")
-    figure.add_argument("--mnist", metavar="PATH", help="train on a local mnist.npz (fig3: the paper's setting)")
+    figure.add_argument(
+        "--mnist", metavar="PATH", help="train on a local mnist.npz (fig3: the paper's setting)"
+    )
     _add_cluster_options(figure)
     figure.set_defaults(action=_figure)
     keys = commands.add_parser("keys", help="document the keys of experiment files")

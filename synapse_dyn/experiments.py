@@ -30,8 +30,12 @@ class SynapseExperiment:
     cycle dw(A), its regimes and the learning range A_max/A_min (paper Fig. 4B)."""
 
     name: str = option("tcl-synapse", "run name; outputs go to <out>/<name>/")
-    memory: str = option("ecoli", "memory model: 'ecoli' (three-stage cascade) or 'integral_feedback'")
-    tau_kernel: float = option(0.05, "kernel time tau_K (1/B for ecoli, tau_I for integral_feedback)")
+    memory: str = option(
+        "ecoli", "memory model: 'ecoli' (three-stage cascade) or 'integral_feedback'"
+    )
+    tau_kernel: float = option(
+        0.05, "kernel time tau_K (1/B for ecoli, tau_I for integral_feedback)"
+    )
     kernel_area: float = option(0.0, "kernel area I (ecoli; 0 = perfect adaptation)")
     nonlinearity: str = option("dead_zone", "g: 'dead_zone', 'cubic' or 'identity'")
     threshold: float = option(100.0 / 9.0, "threshold theta_g of g")
@@ -57,7 +61,9 @@ class SynapseExperiment:
             "identity": synapses.Identity,
         }
         if self.nonlinearity not in nonlinearities:
-            raise ValueError(f"nonlinearity must be one of {sorted(nonlinearities)}, got {self.nonlinearity!r}.")
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(nonlinearities)}, got {self.nonlinearity!r}."
+            )
         shape = protocols.Sawtooth(self.tau_fast, self.tau_slow, free=-0.5, clamped=0.5)
         return kernel, nonlinearities[self.nonlinearity](), shape
 
@@ -68,8 +74,21 @@ class SynapseExperiment:
         curves = response_curves(kernel, g, shape, amplitudes, self.mean_current, progress=progress)
         cancelling = curves.amplitude.values[curves.regime.values == 2]
         amplitude_max = float(cancelling.min()) if cancelling.size else self.amplitude_stop
-        fitted = learning_range(curves.sel(amplitude=slice(None, 0.75 * amplitude_max)), amplitude_max)
-        ds = curves.assign({name: fitted[name] for name in ("amplitude_min", "amplitude_max", "learning_range", "offset", "contrastive_slope")})
+        fitted = learning_range(
+            curves.sel(amplitude=slice(None, 0.75 * amplitude_max)), amplitude_max
+        )
+        ds = curves.assign(
+            {
+                name: fitted[name]
+                for name in (
+                    "amplitude_min",
+                    "amplitude_max",
+                    "learning_range",
+                    "offset",
+                    "contrastive_slope",
+                )
+            }
+        )
         ds = describe(ds, "TCL synapse response to sawtooth contrasts", dataclasses.asdict(self))
         summary = [
             f"contrastive regime: A in [{float(ds.amplitude_min):.3g}, {amplitude_max:.3g}), "
@@ -96,7 +115,9 @@ class TrainExperiment(TrainConfig):
             f"test loss {float(ds.test_loss[0]):.4g} -> {float(final.test_loss):.4g}",
         ]
         if "test_accuracy" in ds:
-            summary.append(f"test accuracy {float(ds.test_accuracy[0]):.3f} -> {float(final.test_accuracy):.3f}")
+            summary.append(
+                f"test accuracy {float(ds.test_accuracy[0]):.3f} -> {float(final.test_accuracy):.3f}"
+            )
         return ds, learning_curves(ds), summary
 
 

@@ -48,7 +48,9 @@ def _jsonable(value):
 
 def provenance(config: dict) -> dict[str, str]:
     """Global attributes recording who made a dataset, when, and from what configuration."""
-    versions = {f"{name}_version": version(name) for name in ("jax", "diffrax", "equinox", "xarray")}
+    versions = {
+        f"{name}_version": version(name) for name in ("jax", "diffrax", "equinox", "xarray")
+    }
     return {
         "software": "synapse-dyn",
         "synapse_dyn_version": synapse_dyn.__version__,

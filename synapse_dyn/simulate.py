@@ -58,13 +58,19 @@ class Schedule(eqx.Module):
     def __check_init__(self):
         require_finite("Schedule inputs", self.inputs)
         require_finite("Schedule targets", self.targets)
-        if np.ndim(self.inputs) != 2 or np.ndim(self.targets) != 2 or np.shape(self.inputs)[0] != np.shape(self.targets)[0]:
+        if (
+            np.ndim(self.inputs) != 2
+            or np.ndim(self.targets) != 2
+            or np.shape(self.inputs)[0] != np.shape(self.targets)[0]
+        ):
             raise ValueError(
                 f"Schedule needs inputs (n, n_in) and targets (n, n_out) with the same n, got "
                 f"{np.shape(self.inputs)} and {np.shape(self.targets)}."
             )
         if not 1 <= self.batch_size <= np.shape(self.inputs)[0]:
-            raise ValueError(f"batch_size must be in [1, {np.shape(self.inputs)[0]}], got {self.batch_size}.")
+            raise ValueError(
+                f"batch_size must be in [1, {np.shape(self.inputs)[0]}], got {self.batch_size}."
+            )
         require_in_range("Schedule blend", self.blend, 0.0, 1.0, closed=(True, False))
 
     def rows(self, cycle):
@@ -115,7 +121,9 @@ class _Relaxation(eqx.Module):
         dz = _each(lambda syn, z_, s_: syn.memory.vector_field(z_, s_), self.synapse, z, s)
         dw = _each(lambda syn, z_, s_: syn.velocity(z_, s_) / signed, self.synapse, z, s)
         nudge = lambda y: SoftNudge(signed * self.protocol(t), y, self.rule.cost)  # noqa: E731
-        dx = jax.vmap(lambda x_, i, y: self.network.vector_field(t, x_, (w, i, nudge(y))))(x, inputs, targets)
+        dx = jax.vmap(lambda x_, i, y: self.network.vector_field(t, x_, (w, i, nudge(y))))(
+            x, inputs, targets
+        )
         return dx, dz, dw
 
 
@@ -162,6 +170,7 @@ class TCLRun(eqx.Module):
     state: tuple
     t1: float
 
+
 def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
     """eps_k per cycle: +1 (positive), -1 (negative) or a seeded random sign (random)."""
     if variant == "positive":
@@ -169,7 +178,9 @@ def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
     if variant == "negative":
         return -np.ones(n_cycles)
     if variant == "random":  # one independent draw per cycle index: resuming draws the same signs
-        draws = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(jax.random.key(seed), k)))(jnp.arange(n_cycles))
+        draws = jax.vmap(
+            lambda k: jax.random.bernoulli(jax.random.fold_in(jax.random.key(seed), k))
+        )(jnp.arange(n_cycles))
         return np.where(np.asarray(draws), 1.0, -1.0)
     raise ValueError(
         f"a TCL protocol realises one perturbation per cycle: rule variant must be 'positive', "
@@ -244,8 +255,25 @@ def simulate(
     synapse = as_arrays(synapse)
     if network is not None:
         return _simulate_network(
-            synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps,
-            float(t0), float(t1), solver, rtol, atol, max_steps, progress, checkpoint,
+            synapse,
+            protocol,
+            network,
+            rule,
+            schedule,
+            w0,
+            state0,
+            mode,
+            seed,
+            levels,
+            substeps,
+            float(t0),
+            float(t1),
+            solver,
+            rtol,
+            atol,
+            max_steps,
+            progress,
+            checkpoint,
             _thermal(noise, noise_seed, dt, brownian),
         )
     protocol = as_arrays(protocol)
@@ -258,8 +286,18 @@ def simulate(
     y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
     thermal = _thermal(noise, noise_seed, dt, brownian)
     return _solve(
-        _SynapseField(synapse, protocol), y0, protocol, t0, t1, saveat, solver or diffrax.Tsit5(),
-        rtol, atol, max_steps, thermal=thermal, mask=(True, False),
+        _SynapseField(synapse, protocol),
+        y0,
+        protocol,
+        t0,
+        t1,
+        saveat,
+        solver or diffrax.Tsit5(),
+        rtol,
+        atol,
+        max_steps,
+        thermal=thermal,
+        mask=(True, False),
     )
 
 
@@ -268,7 +306,9 @@ def _thermal(noise, seed, dt, kind):
     if noise is None:
         return None
     if dt is None:
-        raise ValueError("a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the fastest time scale).")
+        raise ValueError(
+            "a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the fastest time scale)."
+        )
     require_positive("dt", dt)
     return Thermalised(noise, seed, float(dt), kind)
 
@@ -285,11 +325,27 @@ class Thermalised(eqx.Module):
 
     def term(self, y0, mask, t0, t1):
         path = self.noise.brownian(y0, t0, t1, self.seed, self.dt / 4, self.kind)
-        amplitude = jax.tree.map(lambda leaf, on: on * jnp.broadcast_to(self.noise.amplitude, jnp.shape(leaf)), y0, mask)
+        amplitude = jax.tree.map(
+            lambda leaf, on: on * jnp.broadcast_to(self.noise.amplitude, jnp.shape(leaf)), y0, mask
+        )
         return DiagonalNoise(amplitude, path)
 
 
-def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, extra_steps=(), thermal=None, mask=None):
+def _solve(
+    field,
+    y0,
+    protocol,
+    t0,
+    t1,
+    saveat,
+    solver,
+    rtol,
+    atol,
+    max_steps,
+    extra_steps=(),
+    thermal=None,
+    mask=None,
+):
     """diffeqsolve of the field; adaptive with the protocol's corners declared, or, with
     thermal noise, the SDE drift + noise with fixed steps (Heun by default)."""
     if thermal is None:
@@ -314,26 +370,57 @@ def _solve(field, y0, protocol, t0, t1, saveat, solver, rtol, atol, max_steps, e
         stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
-        adjoint=diffrax.ForwardMode() if thermal is not None and thermal.kind == "increments" else diffrax.RecursiveCheckpointAdjoint(),
+        adjoint=diffrax.ForwardMode()
+        if thermal is not None and thermal.kind == "increments"
+        else diffrax.RecursiveCheckpointAdjoint(),
     )
     _raise_on_failure(solution)
     return solution
 
 
-def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mode, seed, levels, substeps, t0, t1, solver, rtol, atol, max_steps, progress, checkpoint, thermal):
+def _simulate_network(
+    synapse,
+    protocol,
+    network,
+    rule,
+    schedule,
+    w0,
+    state0,
+    mode,
+    seed,
+    levels,
+    substeps,
+    t0,
+    t1,
+    solver,
+    rtol,
+    atol,
+    max_steps,
+    progress,
+    checkpoint,
+    thermal,
+):
     from synapse_dyn.rules import AbstractContrastiveRule, CpL
     from synapse_dyn.synapses import AbstractLinearMemory
 
     if not isinstance(rule, AbstractContrastiveRule):
-        raise ValueError(f"rule must be rules.EP or rules.CpL for a TCL simulation, got {type(rule).__name__}.")
+        raise ValueError(
+            f"rule must be rules.EP or rules.CpL for a TCL simulation, got {type(rule).__name__}."
+        )
     if not isinstance(schedule, Schedule):
-        raise ValueError("a network simulation needs schedule=Schedule(inputs, targets, batch_size).")
+        raise ValueError(
+            "a network simulation needs schedule=Schedule(inputs, targets, batch_size)."
+        )
     if mode not in ("quasistatic", "relaxation"):
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if thermal is not None and mode != "relaxation":
-        raise ValueError("thermal noise acts on the network state, which is an ODE variable only in mode='relaxation'.")
+        raise ValueError(
+            "thermal noise acts on the network state, which is an ODE variable only in mode='relaxation'."
+        )
     if mode == "relaxation" and isinstance(rule, CpL):
-        raise ValueError("the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning.")
+        raise ValueError(
+            "the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning."
+        )
     if protocol.period is None:
         raise ValueError("the nudge protocol must be periodic (one cycle per mini-batch).")
     period = float(protocol.period)
@@ -351,13 +438,50 @@ def _simulate_network(synapse, protocol, network, rule, schedule, w0, state0, mo
     signs = jnp.asarray(cycle_signs(rule.variant, first + n_cycles, seed))
     w_start = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), w_start)
     synapse = _per_parameter(synapse, w_start)
-    nonlinear = [type(syn.memory).__name__ for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse) if not isinstance(syn.memory, AbstractLinearMemory)]
+    nonlinear = [
+        type(syn.memory).__name__
+        for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse)
+        if not isinstance(syn.memory, AbstractLinearMemory)
+    ]
     if mode == "quasistatic" and nonlinear:
-        raise ValueError(f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'.")
+        raise ValueError(
+            f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'."
+        )
     _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
     if mode == "relaxation":
-        return _relax(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, solver, rtol, atol, max_steps, thermal)
-    return _quasistatic(synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles, levels, substeps, progress, checkpoint)
+        return _relax(
+            synapse,
+            protocol,
+            network,
+            rule,
+            schedule,
+            signs,
+            w_start,
+            state0,
+            first,
+            n_cycles,
+            solver,
+            rtol,
+            atol,
+            max_steps,
+            thermal,
+        )
+    return _quasistatic(
+        synapse,
+        protocol,
+        network,
+        rule,
+        schedule,
+        signs,
+        w_start,
+        state0,
+        first,
+        n_cycles,
+        levels,
+        substeps,
+        progress,
+        checkpoint,
+    )
 
 
 def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
@@ -376,7 +500,9 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
     opposite = np.abs(slopes[np.sign(slopes) == -np.sign(slopes[steepest])])
     leaves = jax.tree.leaves(synapses, is_leaf=_is_synapse)
     kernel_time = max(syn.memory.kernel().timescale for syn in leaves)
-    slow_times = [("kernel", kernel_time)] + ([("network", float(network.relaxation_time))] if mode == "relaxation" else [])
+    slow_times = [("kernel", kernel_time)] + (
+        [("network", float(network.relaxation_time))] if mode == "relaxation" else []
+    )
     for name, time in slow_times:
         if fast < 10 * time:
             warnings.warn(
@@ -387,11 +513,15 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
     if not all(isinstance(syn.nonlinearity, DeadZone) for syn in leaves):
         return
     rows = schedule.rows(first)
-    explicit = update(network, w, (schedule.inputs[rows], schedule.targets[rows]), rule, key=jax.random.key(0))
+    explicit = update(
+        network, w, (schedule.inputs[rows], schedule.targets[rows]), rule, key=jax.random.key(0)
+    )
     counts = np.zeros(3)
     for syn, g in zip(leaves, jax.tree.leaves(explicit), strict=True):
         contrast = np.abs(float(rule.strength) * np.asarray(g)).ravel()
-        contrast = contrast[contrast > 1e-12 * max(contrast.max(), 1e-300)]  # silent currents need no update
+        contrast = contrast[
+            contrast > 1e-12 * max(contrast.max(), 1e-300)
+        ]  # silent currents need no update
         theta = float(syn.nonlinearity.threshold)
         cancel = contrast * (opposite.max() if opposite.size else 0.0) > theta
         silent = contrast * abs(slopes[steepest]) <= theta
@@ -421,7 +551,9 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     levels, the blend start), the protocol value there, the matrix that interpolates the
     level currents onto them, and the blend weight."""
     period = float(protocol.period)
-    corners = np.unique(np.concatenate([protocol.corners(), [0.0], [(1 - blend) * period] if blend > 0 else []]))
+    corners = np.unique(
+        np.concatenate([protocol.corners(), [0.0], [(1 - blend) * period] if blend > 0 else []])
+    )
     corners = np.append(corners[(corners >= 0) & (corners < period)], period)
     grid = np.linspace(0.0, 1.0, levels)
     times, values = [], []
@@ -429,21 +561,34 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
         start = float(protocol(a))
         end = 2 * float(protocol((a + b) / 2)) - start  # left limit at b (segments are linear)
         crossing = (grid - start) * (grid - end) < 0
-        inner = a + (grid[crossing] - start) / (end - start) * (b - a) if crossing.any() else np.empty(0)
+        inner = (
+            a + (grid[crossing] - start) / (end - start) * (b - a)
+            if crossing.any()
+            else np.empty(0)
+        )
         times.extend([a, *np.sort(inner), b])
         values.extend([start, *np.interp(np.sort(inner), [a, b], [start, end]), end])
     values = np.asarray(values)
     if values.min() < -1e-12 or values.max() > 1 + 1e-12:
-        raise ValueError(f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, {values.max():.3g}]; scale it.")
+        raise ValueError(
+            f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, {values.max():.3g}]; scale it."
+        )
     weights = np.clip(1 - np.abs(values[:, None] - grid[None, :]) * (levels - 1), 0.0, 1.0)
-    ramp = np.clip((np.asarray(times) / period - (1 - blend)) / blend, 0.0, 1.0) if blend > 0 else np.zeros(len(times))
+    ramp = (
+        np.clip((np.asarray(times) / period - (1 - blend)) / blend, 0.0, 1.0)
+        if blend > 0
+        else np.zeros(len(times))
+    )
     return np.asarray(times), weights, ramp
 
 
 @eqx.filter_jit
-def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution):
+def _quasistatic_chunk(
+    synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution
+):
     times, weights, ramp = knots
     levels = weights.shape[1]
+
     def cycle(carry, k):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
         # inputs came in: the current is then continuous from cycle to cycle
@@ -452,22 +597,36 @@ def _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cy
         following = schedule.inputs[schedule.rows(k + 1)]
         signed = signs[k] * rule.strength
         nudged = jax.vmap(
-            lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(inputs, targets, free)
+            lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(
+                inputs, targets, free
+            )
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
-        currents = [_batch_current(network, free, w, inputs)]
-        currents += [_batch_current(network, jax.tree.map(lambda a: a[l], nudged), w, inputs) for l in range(levels - 1)]
+        free_current = _batch_current(network, free, w, inputs)
+        nudged_currents = jax.vmap(lambda x: _batch_current(network, x, w, inputs))(nudged)
+        stacked = jax.tree.map(
+            lambda f, n: jnp.concatenate([f[None], n]), free_current, nudged_currents
+        )
         free_next = jax.vmap(lambda i: network.equilibrium(w, i))(following)
-        switch = jax.tree.map(jnp.subtract, _batch_current(network, free_next, w, following), currents[0])
-        stacked = jax.tree.map(lambda *s: jnp.stack(s), *currents)
+        switch = jax.tree.map(
+            jnp.subtract, _batch_current(network, free_next, w, following), free_current
+        )
         knot_values = jax.tree.map(
-            lambda s, d: jnp.tensordot(weights, s, axes=1) + jnp.einsum("k,...->k...", ramp, d), stacked, switch
+            lambda s, d: jnp.tensordot(weights, s, axes=1) + jnp.einsum("k,...->k...", ramp, d),
+            stacked,
+            switch,
         )
         propagated = _each(
-            lambda syn, z_, v: propagate_linear(syn.memory, syn.nonlinearity, z_, times, v, resolution, substeps),
-            synapse, z, knot_values,
+            lambda syn, z_, v: propagate_linear(
+                syn.memory, syn.nonlinearity, z_, times, v, resolution, substeps
+            ),
+            synapse,
+            z,
+            knot_values,
         )
         z_new = _each(lambda _, p: p[0], synapse, propagated)
-        w_new = network.project(_each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated))
+        w_new = network.project(
+            _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
+        )
         record = _record(network, rule, w, inputs, targets, free)
         return (z_new, w_new, free_next), record
 
@@ -503,24 +662,58 @@ def _diverged(what, first, last, period, checkpoint, last_good, good_until=None)
     )
 
 
-def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, levels, substeps, progress, checkpoint, chunk=25):
+def _initial_state(synapse, network, schedule, w, first):
+    """(x, z, w) at the start: the free states of the first batch and every memory at its
+    steady state for the free current."""
+    inputs = schedule.inputs[schedule.rows(first)]
+    x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
+    current = _batch_current(network, x, w, inputs)
+    return x, _each(lambda syn, s: syn.memory.steady_state(s), synapse, current), w
+
+
+def _quasistatic(
+    synapse,
+    protocol,
+    network,
+    rule,
+    schedule,
+    signs,
+    w,
+    state0,
+    first,
+    n_cycles,
+    levels,
+    substeps,
+    progress,
+    checkpoint,
+    chunk=25,
+):
     period = float(protocol.period)
     knots = tuple(jnp.asarray(a) for a in _knots(protocol, levels, schedule.blend))
-    resolution = min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse)) / 8
-    if state0 is None:
-        inputs = schedule.inputs[schedule.rows(first)]
-        free = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, free, w, inputs))
-    else:
-        free, z, _ = state0
+    resolution = (
+        min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse))
+        / 8
+    )
+    free, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
     carry, records = (z, w, free), []
     starts = range(first, first + n_cycles, chunk)
     for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = jnp.arange(start, min(start + chunk, first + n_cycles))
         try:
-            following, record = _quasistatic_chunk(synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution)
-        except eqx.EquinoxRuntimeError as error:  # a runtime check of the network (e.g. non-finite state)
-            _diverged(str(error).strip().splitlines()[0], start, start + len(cycles), period, checkpoint, carry)
+            following, record = _quasistatic_chunk(
+                synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution
+            )
+        except (
+            eqx.EquinoxRuntimeError
+        ) as error:  # a runtime check of the network (e.g. non-finite state)
+            _diverged(
+                str(error).strip().splitlines()[0],
+                start,
+                start + len(cycles),
+                period,
+                checkpoint,
+                carry,
+            )
         _check_finite(following[:2], np.asarray(record), start, period, checkpoint, carry)
         carry = following
         records.append(np.asarray(record))
@@ -528,34 +721,70 @@ def _quasistatic(synapse, protocol, network, rule, schedule, signs, w, state0, f
             save_state(checkpoint, (carry[2], *carry[:2]), period * (start + len(cycles)))
     record = np.concatenate(records)
     z, w, free = carry
-    return TCLRun(period * np.arange(first, first + n_cycles), *record.T, (free, z, w), period * (first + n_cycles))
+    return TCLRun(
+        period * np.arange(first, first + n_cycles),
+        *record.T,
+        (free, z, w),
+        period * (first + n_cycles),
+    )
 
 
-def _relax(synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, solver, rtol, atol, max_steps, thermal):
+def _relax(
+    synapse,
+    protocol,
+    network,
+    rule,
+    schedule,
+    signs,
+    w,
+    state0,
+    first,
+    n_cycles,
+    solver,
+    rtol,
+    atol,
+    max_steps,
+    thermal,
+):
     period = float(protocol.period)
     t0, t1 = first * period, (first + n_cycles) * period
-    if state0 is None:
-        inputs = schedule.inputs[schedule.rows(first)]
-        x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-        z = _each(lambda syn, s_: syn.memory.steady_state(s_), synapse, _batch_current(network, x, w, inputs))
-    else:
-        x, z, _ = state0
-    field = _Relaxation(synapse, jax.tree.map(lambda a: jnp.asarray(a, dtype=float), protocol), network, rule, schedule, signs)
+    x, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
+    field = _Relaxation(
+        synapse,
+        jax.tree.map(lambda a: jnp.asarray(a, dtype=float), protocol),
+        network,
+        rule,
+        schedule,
+        signs,
+    )
     starts = period * np.arange(first, first + n_cycles + 1)
     blend = period * (np.arange(first, first + n_cycles) + 1 - schedule.blend)
     solution = _solve(
-        field, (x, z, w), protocol, t0, t1, diffrax.SaveAt(ts=jnp.asarray(starts)), solver or diffrax.Kvaerno5(),
-        rtol, atol, max_steps, extra_steps=blend, thermal=thermal, mask=(True, False, False),
+        field,
+        (x, z, w),
+        protocol,
+        t0,
+        t1,
+        diffrax.SaveAt(ts=jnp.asarray(starts)),
+        solver or diffrax.Kvaerno5(),
+        rtol,
+        atol,
+        max_steps,
+        extra_steps=blend,
+        thermal=thermal,
+        mask=(True, False, False),
     )
     xs, zs, ws = solution.ys
-    records = []
-    for k in range(n_cycles):
-        rows = schedule.rows(first + k)
-        w_k = jax.tree.map(lambda a: a[k], ws)
-        free = jax.vmap(lambda i: network.equilibrium(w_k, i))(schedule.inputs[rows])
-        records.append(np.asarray(_record(network, rule, w_k, schedule.inputs[rows], schedule.targets[rows], free)))
+
+    def record(k, w_k):
+        inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
+        free = jax.vmap(lambda i: network.equilibrium(w_k, i))(inputs)
+        return _record(network, rule, w_k, inputs, targets, free)
+
+    cycles = jnp.arange(first, first + n_cycles)
+    records = jax.vmap(record)(cycles, jax.tree.map(lambda a: a[:-1], ws))
     final = jax.tree.map(lambda a: a[-1], (xs, zs, ws))
-    return TCLRun(starts[:-1], *np.stack(records).T, final, t1)
+    return TCLRun(starts[:-1], *np.asarray(records).T, final, t1)
 
 
 def _or_none(times):

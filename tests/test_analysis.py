@@ -14,7 +14,15 @@ def test_three_segment_fit_recovers_known_breakpoints():
     x = np.linspace(0, 1, 400, endpoint=False)
     b1, b2 = rng.uniform(0.05, 0.4, 50), None
     b2 = b1 + rng.uniform(0.05, 0.4, 50)
-    y = np.where(x < b1[:, None], 0.2, np.where(x < b2[:, None], 0.2 + 2 * (x - b1[:, None]), 0.2 + 2 * (b2 - b1)[:, None] + 0.9 * (x - b2[:, None])))
+    y = np.where(
+        x < b1[:, None],
+        0.2,
+        np.where(
+            x < b2[:, None],
+            0.2 + 2 * (x - b1[:, None]),
+            0.2 + 2 * (b2 - b1)[:, None] + 0.9 * (x - b2[:, None]),
+        ),
+    )
     fit = fit_three_segments(x, y + 1e-4 * rng.standard_normal(y.shape))
     np.testing.assert_allclose(fit.breakpoints[:, 0], b1, atol=2e-3)
     np.testing.assert_allclose(fit.breakpoints[:, 1], b2, atol=2e-3)
@@ -31,7 +39,9 @@ def test_fit_rejects_bad_abscissae():
 def test_response_regimes_match_the_ideal_boundaries():
     # I = 0, long fast ramp: no update below A_min = theta tau_f, cancellation above A_max = theta tau_s
     theta = 100 / 9
-    ds = response_curves(EColiKernel(), DeadZone(theta), P.Sawtooth(1.0, 9.0, -0.5, 0.5), np.arange(0.0, 125.0, 0.5))
+    ds = response_curves(
+        EColiKernel(), DeadZone(theta), P.Sawtooth(1.0, 9.0, -0.5, 0.5), np.arange(0.0, 125.0, 0.5)
+    )
     amplitude, regime = ds.amplitude.values, ds.regime.values
     assert np.all(regime[amplitude < theta * 1.0] == 0)
     assert np.all(regime[(amplitude > 1.01 * theta) & (amplitude < 100)] == 1)
@@ -49,7 +59,13 @@ def fig4c_quick():
 
 def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     ds = fig4c_quick
-    assert set(ds.data_vars) >= {"tau_fast", "tau_slow", "amplitude_min", "amplitude_max", "learning_range"}
+    assert set(ds.data_vars) >= {
+        "tau_fast",
+        "tau_slow",
+        "amplitude_min",
+        "amplitude_max",
+        "learning_range",
+    }
     x = np.log(ds.tau_slow / ds.tau_fast).values
     y = np.log(ds.learning_range).values
     # on or below ln(A_max/A_min) = ln(tau_s/tau_f) (and at 0 when tau_s <= tau_f: no range)
@@ -65,9 +81,13 @@ def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
 
 def test_timescale_figure_reference_values():
     tau_k = 0.05
-    ds = figS_timescale.compute(tau_fast=np.array([2, 4, 10, 20, 40, 80, 160]) * tau_k, progress=False)
+    ds = figS_timescale.compute(
+        tau_fast=np.array([2, 4, 10, 20, 40, 80, 160]) * tau_k, progress=False
+    )
     np.testing.assert_allclose(ds.dw_over_amplitude.values[0], 0.0, atol=1e-9)
-    np.testing.assert_allclose(ds.dw_over_amplitude.values[1:], [0.65, 0.86, 0.92, 0.95, 0.97, 0.98], atol=0.01)
+    np.testing.assert_allclose(
+        ds.dw_over_amplitude.values[1:], [0.65, 0.86, 0.92, 0.95, 0.97, 0.98], atol=0.01
+    )
 
 
 def test_fig5c_offset_grows_with_the_fast_ramp_as_area_times_mean():
@@ -99,7 +119,16 @@ def test_response_curves_compile_once_per_configuration():
 
     shape = P.Sawtooth(np.array([1.0, 2.0]), np.array([9.0, 8.0]), -0.5, 0.5)
     amplitudes = np.linspace(0, 50, 16)
-    response_curves(EColiKernel(), DeadZone(np.array([5.0, 6.0])), shape, amplitudes, n_grid=2**10, chunk=2)
+    response_curves(
+        EColiKernel(), DeadZone(np.array([5.0, 6.0])), shape, amplitudes, n_grid=2**10, chunk=2
+    )
     before = _curves._cache_size()
-    response_curves(EColiKernel(), DeadZone(np.array([7.0, 2.0])), shape, amplitudes + 1.0, n_grid=2**10, chunk=2)
+    response_curves(
+        EColiKernel(),
+        DeadZone(np.array([7.0, 2.0])),
+        shape,
+        amplitudes + 1.0,
+        n_grid=2**10,
+        chunk=2,
+    )
     assert _curves._cache_size() == before  # new thresholds and amplitudes reuse the compiled sweep

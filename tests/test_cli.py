@@ -22,7 +22,9 @@ def test_default_run_writes_dataset_figure_and_summary(tmp_path, capsys):
 
 def test_experiment_file_and_unknown_keys(tmp_path, capsys):
     good = tmp_path / "good.toml"
-    good.write_text('kind = "synapse"\nname = "slow"\ntau_slow = 19\nthreshold = 5.2631578947\nn_amplitudes = 200\n')
+    good.write_text(
+        'kind = "synapse"\nname = "slow"\ntau_slow = 19\nthreshold = 5.2631578947\nn_amplitudes = 200\n'
+    )
     assert main(["run", str(good), "--out", str(tmp_path), "--quiet"]) == 0
     with xr.open_dataset(tmp_path / "slow" / "dataset.nc") as ds:
         assert 15 < float(ds.learning_range) <= 19.05
@@ -42,7 +44,9 @@ def test_bad_values_fail_with_one_line_and_nonzero_status(tmp_path):
         text=True,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["synapse-dyn: error: tau_fast must be > 0, got -1.0; pass a value > 0."]
+    assert result.stderr.strip().splitlines() == [
+        "synapse-dyn: error: tau_fast must be > 0, got -1.0; pass a value > 0."
+    ]
 
 
 def test_figure_command_quick(tmp_path):
@@ -62,7 +66,9 @@ def test_every_example_experiment_parses_and_the_resistor_one_trains(tmp_path, c
     runs = [p for p in examples if "[sweep]" not in p.read_text()]
     assert {p.stem.split("_")[0] for p in runs} >= {"resistor", "diode", "hopfield", "elastic"}
     for path in runs:
-        assert isinstance(experiments.parse(path.read_text(), str(path)), experiments.TrainExperiment)
+        assert isinstance(
+            experiments.parse(path.read_text(), str(path)), experiments.TrainExperiment
+        )
     resistor = next(p for p in runs if p.stem.startswith("resistor"))
     assert main(["run", str(resistor), "--out", str(tmp_path), "--quiet"]) == 0
     assert "test loss" in capsys.readouterr().out

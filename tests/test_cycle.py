@@ -67,7 +67,9 @@ def test_fast_path_agrees_with_the_memory_ode(memory, kernel, g, amplitude, mean
 def test_reversed_sawtooth_reverses_the_update_and_identity_gives_none():
     amplitudes = jnp.array([20.0, 50.0])
     forward = cycle_update(KERNEL, DeadZone(100 / 9), SHAPE, amplitudes)
-    backward = cycle_update(KERNEL, DeadZone(100 / 9), P.Sawtooth(1.0, 9.0, -0.5, 0.5, reverse=True), amplitudes)
+    backward = cycle_update(
+        KERNEL, DeadZone(100 / 9), P.Sawtooth(1.0, 9.0, -0.5, 0.5, reverse=True), amplitudes
+    )
     np.testing.assert_allclose(backward, -forward, rtol=1e-6)
     linear = cycle_update(KERNEL, Identity(), SHAPE, amplitudes)
     np.testing.assert_allclose(linear, 0.0, atol=1e-9 * float(amplitudes.max()))
@@ -86,7 +88,9 @@ def test_occupation_sum_equals_the_direct_sum():
     amplitudes = jnp.array([0.0, 0.3, 1.0, 7.0])
     for g in (DeadZone(0.8), Cubic(2.0), Identity()):
         direct = jnp.stack([jnp.sum(g(0.2 + a * v)) for a in amplitudes])
-        np.testing.assert_allclose(occupation_sum(g, v, 0.2, amplitudes), direct, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            occupation_sum(g, v, 0.2, amplitudes), direct, rtol=1e-10, atol=1e-10
+        )
 
 
 def test_bad_input_is_named():

@@ -61,7 +61,10 @@ def test_protocols_are_traceable_and_vmappable_over_parameters():
         (lambda: P.Sawtooth(0.0, 9.0), "tau_fast must be > 0"),
         (lambda: P.Sawtooth(1.0, -2.0), "tau_slow must be > 0"),
         (lambda: P.Square(1.0, duty=1.5), "duty must lie in"),
-        (lambda: P.PiecewiseLinear(jnp.array([0.0, 2.0, 1.0]), jnp.zeros(3)), "strictly increasing"),
+        (
+            lambda: P.PiecewiseLinear(jnp.array([0.0, 2.0, 1.0]), jnp.zeros(3)),
+            "strictly increasing",
+        ),
         (lambda: P.Sequence([P.Constant(0.0)], [1.0, 2.0]), "one duration per protocol"),
         (lambda: P.Constant(float("nan")), "finite"),
     ],

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import protocols as P
+from analysis.tcl import agreement, cycle_estimate
 from synapse_dyn import networks as nw
 from synapse_dyn import rules
 from synapse_dyn.simulate import Schedule, simulate
-from analysis.tcl import agreement, cycle_estimate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Identity, Synapse
 
 TAU_FAST, TAU_SLOW, TAU_KERNEL = 1.0, 1000.0, 0.01
@@ -39,7 +39,11 @@ def hopfield():
 
 @pytest.mark.parametrize(
     "substrate, rule",
-    [("resistor", rules.EP(0.05, "positive")), ("resistor", rules.CpL(0.1, "positive")), ("hopfield", rules.EP(0.05, "positive"))],
+    [
+        ("resistor", rules.EP(0.05, "positive")),
+        ("resistor", rules.CpL(0.1, "positive")),
+        ("hopfield", rules.EP(0.05, "positive")),
+    ],
     ids=["resistor-EP", "resistor-CpL", "hopfield-EP"],
 )
 def test_tcl_cycle_reproduces_the_explicit_update(substrate, rule, request):
@@ -59,18 +63,26 @@ def test_reversed_sawtooth_reverses_and_no_nonlinearity_cancels(resistor):
     assert cosine(forward, backward) <= -0.99
     np.testing.assert_allclose(jnp.linalg.norm(backward) / jnp.linalg.norm(forward), 1.0, atol=0.05)
     linear = tcl_estimate(*resistor, rule, nonlinearity=Identity())
-    assert float(jnp.linalg.norm(linear)) < 1e-2 * float(jnp.linalg.norm(forward))  # quadrature error
+    assert float(jnp.linalg.norm(linear)) < 1e-2 * float(
+        jnp.linalg.norm(forward)
+    )  # quadrature error
 
 
 def test_quasistatic_and_relaxing_network_agree(resistor):
     net, w, inputs, targets = resistor
-    fast = nw.ResistorNetwork(net.graph, [0, 1], [7, 8], ground_nodes=[2], relaxation_time=TAU_FAST / 100)
+    fast = nw.ResistorNetwork(
+        net.graph, [0, 1], [7, 8], ground_nodes=[2], relaxation_time=TAU_FAST / 100
+    )
     rule = rules.EP(0.05, "positive")
     explicit = rules.update(net, w, (inputs, targets), rule)
     theta = 3 * float(jnp.max(jnp.abs(rule.strength * explicit))) / TAU_SLOW
     quasistatic = tcl_estimate(fast, w, inputs, targets, rule, threshold=theta)
-    relaxing = tcl_estimate(fast, w, inputs, targets, rule, threshold=theta, mode="relaxation", rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(jnp.linalg.norm(relaxing - quasistatic) / jnp.linalg.norm(quasistatic), 0.0, atol=0.01)
+    relaxing = tcl_estimate(
+        fast, w, inputs, targets, rule, threshold=theta, mode="relaxation", rtol=1e-7, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        jnp.linalg.norm(relaxing - quasistatic) / jnp.linalg.norm(quasistatic), 0.0, atol=0.01
+    )
 
 
 def test_network_simulation_rejects_bad_configuration(resistor):
@@ -78,13 +90,39 @@ def test_network_simulation_rejects_bad_configuration(resistor):
     synapse = Synapse(EColiCascade(TAU_KERNEL), DeadZone(1.0))
     common = dict(network=net, w0=w, t1=10.0)
     with pytest.raises(ValueError, match="variant must be 'positive', 'negative' or 'random'"):
-        simulate(synapse, P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "centered"), schedule=Schedule(inputs, targets), **common)
+        simulate(
+            synapse,
+            P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "centered"),
+            schedule=Schedule(inputs, targets),
+            **common,
+        )
     with pytest.raises(ValueError, match="inputs must have shape"):
-        simulate(synapse, P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "positive"), schedule=Schedule(jnp.ones((1, 3)), targets), **common)
+        simulate(
+            synapse,
+            P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "positive"),
+            schedule=Schedule(jnp.ones((1, 3)), targets),
+            **common,
+        )
     with pytest.raises(ValueError, match="whole protocol cycles"):
-        simulate(synapse, P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "positive"), schedule=Schedule(inputs, targets), network=net, w0=w, t1=15.0)
+        simulate(
+            synapse,
+            P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "positive"),
+            schedule=Schedule(inputs, targets),
+            network=net,
+            w0=w,
+            t1=15.0,
+        )
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
-        simulate(synapse, 2.0 * P.Sawtooth(1.0, 9.0), rule=rules.EP(0.1, "positive"), schedule=Schedule(inputs, targets), **common)
+        simulate(
+            synapse,
+            2.0 * P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "positive"),
+            schedule=Schedule(inputs, targets),
+            **common,
+        )
 
 
 def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
@@ -93,32 +131,52 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
 
     net, w, inputs, targets = hopfield
     protocol = P.Sawtooth(1.0, 9.0)
-    common = dict(network=net, rule=rules.EP(0.5, "random"), schedule=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2))
+    common = dict(
+        network=net,
+        rule=rules.EP(0.5, "random"),
+        schedule=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2),
+    )
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.1)
-    whole = simulate(synapse, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "run.pkl"), **common)
+    whole = simulate(
+        synapse, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "run.pkl"), **common
+    )
     half = simulate(synapse, protocol, t1=150.0, w0=w, **common)
     state, t = load_state(tmp_path / "run.pkl")
     assert t == 300.0
     resumed = simulate(synapse, protocol, t0=150.0, t1=300.0, state0=half.state, **common)
-    for a, b in zip(jax.tree.leaves(resumed.state[2]), jax.tree.leaves(whole.state[2]), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(resumed.state[2]), jax.tree.leaves(whole.state[2]), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-12)
-    np.testing.assert_allclose(jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12
+    )
     exploding = Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e300)
     with pytest.raises(SimulationError, match=r"diverged in cycles? [\d-]+ \(t = .*saved in"):
-        simulate(exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.pkl"), **common)
+        simulate(
+            exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.pkl"), **common
+        )
     good, t_good = load_state(tmp_path / "bad.pkl")
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good))
 
 
 def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
     net, w, inputs, targets = resistor
-    common = dict(network=net, w0=w, rule=rules.EP(0.05, "positive"), schedule=Schedule(inputs, targets))
+    common = dict(
+        network=net, w0=w, rule=rules.EP(0.05, "positive"), schedule=Schedule(inputs, targets)
+    )
     with pytest.warns(UserWarning, match=r"fastest ramp lasts 2 kernel times"):
-        simulate(Synapse(EColiCascade(0.5), DeadZone(1e-6)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+        simulate(
+            Synapse(EColiCascade(0.5), DeadZone(1e-6)), P.Sawtooth(1.0, 99.0), t1=100.0, **common
+        )
     with pytest.warns(UserWarning, match=r"100% of synapses in the no-update regime"):
-        simulate(Synapse(EColiCascade(0.01), DeadZone(1e3)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+        simulate(
+            Synapse(EColiCascade(0.01), DeadZone(1e3)), P.Sawtooth(1.0, 99.0), t1=100.0, **common
+        )
     with pytest.warns(UserWarning, match=r"in the cancellation regime"):
-        simulate(Synapse(EColiCascade(0.01), DeadZone(1e-9)), P.Sawtooth(1.0, 99.0), t1=100.0, **common)
+        simulate(
+            Synapse(EColiCascade(0.01), DeadZone(1e-9)), P.Sawtooth(1.0, 99.0), t1=100.0, **common
+        )
 
 
 def test_timescale_map_degrades_outside_the_ideal_ordering():
@@ -130,7 +188,11 @@ def test_timescale_map_degrades_outside_the_ideal_ordering():
     short_range = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=3)
     assert float(short_range.magnitude_explicit) < 0.8 and float(short_range.cosine_explicit) < 0.99
     slow_kernel = ds.sel(tau_fast_over_tau_kernel=2, tau_slow_over_tau_fast=100)
-    assert float(slow_kernel.magnitude_explicit) < float(ideal.magnitude_explicit) - 0.05  # smoothed ramp
+    assert (
+        float(slow_kernel.magnitude_explicit) < float(ideal.magnitude_explicit) - 0.05
+    )  # smoothed ramp
     both = ds.sel(tau_fast_over_tau_kernel=2, tau_slow_over_tau_fast=3)
-    assert float(both.magnitude_explicit) == 0.0 and np.isnan(float(both.cosine_explicit))  # all in dead zones
+    assert float(both.magnitude_explicit) == 0.0 and np.isnan(
+        float(both.cosine_explicit)
+    )  # all in dead zones
     assert ds.cosine_exact.attrs["units"] == "1"

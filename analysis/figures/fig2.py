@@ -43,21 +43,53 @@ def compute(quick: bool = False, progress: bool = True):
         "cumulative_update": ("current", "cumulative update integral_0^t g(u) dt'"),
     }
     data = {
-        name: (("case", "time"), np.stack([np.asarray(x) for x in values]), dict(zip(("units", "long_name"), attrs[name], strict=True)))
+        name: (
+            ("case", "time"),
+            np.stack([np.asarray(x) for x in values]),
+            dict(zip(("units", "long_name"), attrs[name], strict=True)),
+        )
         for name, values in traces.items()
     }
-    data["kernel"] = (("kernel_time",), np.asarray(memory_kernel(kernel_time)), {"units": "1 / time^2", "long_name": "memory kernel K(t)"})
-    data["dw"] = (("case",), data["cumulative_update"][1][:, -1], {"units": "current", "long_name": "update over the cycle"})
+    data["kernel"] = (
+        ("kernel_time",),
+        np.asarray(memory_kernel(kernel_time)),
+        {"units": "1 / time^2", "long_name": "memory kernel K(t)"},
+    )
+    data["dw"] = (
+        ("case",),
+        data["cumulative_update"][1][:, -1],
+        {"units": "current", "long_name": "update over the cycle"},
+    )
     ds = xr.Dataset(
         data,
         coords={
             "case": ("case", list(CASES), {"units": "1", "long_name": "protocol and nonlinearity"}),
-            "time": ("time", np.asarray(t), {"units": "time", "long_name": "time within the cycle"}),
-            "kernel_time": ("kernel_time", kernel_time, {"units": "time", "long_name": "kernel lag"}),
+            "time": (
+                "time",
+                np.asarray(t),
+                {"units": "time", "long_name": "time within the cycle"},
+            ),
+            "kernel_time": (
+                "kernel_time",
+                kernel_time,
+                {"units": "time", "long_name": "kernel lag"},
+            ),
         },
-        attrs={"amplitude": AMPLITUDE, "threshold": THRESHOLD, "tau_fast": TAU_FAST, "tau_slow": TAU_SLOW},
+        attrs={
+            "amplitude": AMPLITUDE,
+            "threshold": THRESHOLD,
+            "tau_fast": TAU_FAST,
+            "tau_slow": TAU_SLOW,
+        },
     )
-    config = {"figure": "fig2", "amplitude": AMPLITUDE, "tau_fast": TAU_FAST, "tau_slow": TAU_SLOW, "threshold": THRESHOLD, "tau_kernel": TAU_K}
+    config = {
+        "figure": "fig2",
+        "amplitude": AMPLITUDE,
+        "tau_fast": TAU_FAST,
+        "tau_slow": TAU_SLOW,
+        "threshold": THRESHOLD,
+        "tau_kernel": TAU_K,
+    }
     return describe(ds, "Fig. 2: mechanism traces over one cycle", config)
 
 
@@ -70,7 +102,9 @@ def plot(ds):
     labels = ("s(t)", "u = K * s", "g(u)", "integral g(u) dt")
     for axis, name, label in zip(axes[1:], rows, labels, strict=True):
         for case in ds.case.values:
-            axis.plot(ds.time, ds[name].sel(case=case), styles[case], lw=1.2, label=case.replace("_", " "))
+            axis.plot(
+                ds.time, ds[name].sel(case=case), styles[case], lw=1.2, label=case.replace("_", " ")
+            )
         axis.set_ylabel(label)
     axes[2].axhline(ds.attrs["threshold"], color="0.6", lw=0.8)
     axes[2].axhline(-ds.attrs["threshold"], color="0.6", lw=0.8)

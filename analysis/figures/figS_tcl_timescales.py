@@ -18,11 +18,24 @@ def compute(quick: bool = False, progress: bool = True):
     network = nw.ResistorNetwork(nw.random_graph(25, seed=5), [0, 1], [7, 8], ground_nodes=[2])
     w = network.init(jax.random.key(3))
     inputs, targets = jnp.array([[1.0, -0.6]]), jnp.array([[0.25, 0.1]])
-    grid = dict(kernel_ratios=(2, 100), slow_ratios=(3, 100), network_ratios=(None,)) if quick else dict(
-        kernel_ratios=(1, 2, 5, 10, 20, 50, 100), slow_ratios=(2, 3, 10, 100), network_ratios=(None, 0.01, 0.3)
+    grid = (
+        dict(kernel_ratios=(2, 100), slow_ratios=(3, 100), network_ratios=(None,))
+        if quick
+        else dict(
+            kernel_ratios=(1, 2, 5, 10, 20, 50, 100),
+            slow_ratios=(2, 3, 10, 100),
+            network_ratios=(None, 0.01, 0.3),
+        )
     )
-    ds = timescale_map(network, w, inputs, targets, rules.EP(BETA, "positive"), progress=progress, **grid)
-    config = {"figure": "figS_tcl_timescales", "beta": BETA, "network": "resistor, 25-node random graph", **{k: [str(v) for v in vals] for k, vals in grid.items()}}
+    ds = timescale_map(
+        network, w, inputs, targets, rules.EP(BETA, "positive"), progress=progress, **grid
+    )
+    config = {
+        "figure": "figS_tcl_timescales",
+        "beta": BETA,
+        "network": "resistor, 25-node random graph",
+        **{k: [str(v) for v in vals] for k, vals in grid.items()},
+    }
     return describe(ds, "TCL versus explicit EP over the timescale ordering", config)
 
 

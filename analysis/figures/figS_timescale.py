@@ -17,7 +17,11 @@ PERIOD = 20.0
 
 
 def compute(quick: bool = False, progress: bool = True, tau_fast=None):
-    tau_fast = np.linspace(0.01, 8, 20 if quick else 79) if tau_fast is None else np.asarray(tau_fast, float)
+    tau_fast = (
+        np.linspace(0.01, 8, 20 if quick else 79)
+        if tau_fast is None
+        else np.asarray(tau_fast, float)
+    )
     threshold = (AMPLITUDE / PERIOD + AMPLITUDE / tau_fast) / 2
     curves = quietly(
         response_curves,
@@ -29,10 +33,19 @@ def compute(quick: bool = False, progress: bool = True, tau_fast=None):
         progress=progress,
     )
     ds = curves.isel(amplitude=0, drop=True)
-    ds["dw_over_amplitude"] = (ds.dw / AMPLITUDE).assign_attrs(units="1", long_name="update per cycle / contrast, dw/A")
-    ds["tau_fast_over_tau_kernel"] = (ds.tau_fast / TAU_K).assign_attrs(units="1", long_name="tau_fast / tau_K")
+    ds["dw_over_amplitude"] = (ds.dw / AMPLITUDE).assign_attrs(
+        units="1", long_name="update per cycle / contrast, dw/A"
+    )
+    ds["tau_fast_over_tau_kernel"] = (ds.tau_fast / TAU_K).assign_attrs(
+        units="1", long_name="tau_fast / tau_K"
+    )
     ds = ds.drop_vars("regime")
-    config = {"figure": "figS_timescale", "amplitude": AMPLITUDE, "period": PERIOD, "tau_kernel": TAU_K}
+    config = {
+        "figure": "figS_timescale",
+        "amplitude": AMPLITUDE,
+        "period": PERIOD,
+        "tau_kernel": TAU_K,
+    }
     return describe(ds, "Update versus fast-ramp time over kernel time", config)
 
 

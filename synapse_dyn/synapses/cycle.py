@@ -61,7 +61,10 @@ def kernel_weights(kernel: AbstractKernel, period, n_grid: int, n_wraps: int) ->
 
 
 def periodic_response(
-    kernel: AbstractKernel, signal: AbstractProtocol, n_grid: int = 2**15, n_wraps: int | None = None
+    kernel: AbstractKernel,
+    signal: AbstractProtocol,
+    n_grid: int = 2**15,
+    n_wraps: int | None = None,
 ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
     """(t, u) on a uniform grid over one period: u = d s + K * s in the periodic steady state."""
     n_wraps = wraps_needed(kernel, signal.period) if n_wraps is None else n_wraps
@@ -193,11 +196,17 @@ def propagate_linear(
     """
     matrix, b, c, d = memory.state_space()
     n = matrix.shape[0]
-    augmented = jnp.zeros((n + 2, n + 2)).at[:n, :n].set(matrix).at[:n, n].set(b).at[n, n + 1].set(1.0)
+    augmented = (
+        jnp.zeros((n + 2, n + 2)).at[:n, :n].set(matrix).at[:n, n].set(b).at[n, n + 1].set(1.0)
+    )
     lengths = jnp.diff(times)
     smallest = jnp.clip(resolution / jnp.where(lengths > 0, lengths, 1.0), 1e-12, 1.0 / substeps)
     nodes = jnp.concatenate(
-        [jnp.zeros((lengths.shape[0], 1)), smallest[:, None] ** (1 - jnp.arange(substeps) / (substeps - 1))[None, :]], axis=1
+        [
+            jnp.zeros((lengths.shape[0], 1)),
+            smallest[:, None] ** (1 - jnp.arange(substeps) / (substeps - 1))[None, :],
+        ],
+        axis=1,
     )
     steps = lengths[:, None] * jnp.diff(nodes, axis=1)  # (pieces, substeps)
     propagators = jax.vmap(jax.vmap(lambda h: jax.scipy.linalg.expm(augmented * h)))(steps)

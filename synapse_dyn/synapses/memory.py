@@ -21,7 +21,9 @@ class AbstractMemory(eqx.Module):
     """Memory dynamics dz/dt = f(z, s) with output u = h(z, s)."""
 
     @abc.abstractmethod
-    def vector_field(self, z: Float[Array, "... n"], s: Float[ArrayLike, "..."]) -> Float[Array, "... n"]:
+    def vector_field(
+        self, z: Float[Array, "... n"], s: Float[ArrayLike, "..."]
+    ) -> Float[Array, "... n"]:
         """dz/dt given the memory state and the synaptic current."""
 
     @abc.abstractmethod
@@ -55,7 +57,9 @@ class AbstractLinearMemory(AbstractMemory):
 
     def steady_state(self, s):
         matrix, b, _, _ = self.state_space()
-        return -jnp.einsum("...,k->...k", jnp.asarray(s) - self.setpoint, jnp.linalg.solve(matrix, b))
+        return -jnp.einsum(
+            "...,k->...k", jnp.asarray(s) - self.setpoint, jnp.linalg.solve(matrix, b)
+        )
 
     def kernel(self) -> StateSpaceKernel:
         matrix, b, c, d = self.state_space()
