@@ -129,7 +129,7 @@ class TrainConfig:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}.")
 
 
-def _build(config: TrainConfig):
+def build(config: TrainConfig):
     """(network, w0, task) for the configuration."""
     key = jax.random.key(config.seed)
     key_w, key_teacher = jax.random.split(key)
@@ -250,7 +250,7 @@ def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size, states=Non
     return w if states is None else (w, states)
 
 
-def _metrics(network, w, task, cost):
+def metrics(network, w, task, cost):
     """Means over each split of one evaluation of both splits together (one compiled program)."""
     n_train = len(task.x_train)
     result = rules.evaluate(
@@ -288,7 +288,7 @@ ATTRS = {
 
 def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     """Run the experiment; learning curves over ``epoch`` (0 = initial parameters)."""
-    network, w, task = _build(config)
+    network, w, task = build(config)
     rule = _rule(config)
     cost = rule.cost
     if config.batch_size > len(task.x_train):
@@ -302,7 +302,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     states = None
     if config.persistent:
         states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
-    history = [_metrics(network, w, task, cost)]
+    history = [metrics(network, w, task, cost)]
     bar = tqdm(
         range(config.epochs),
         desc=f"{config.substrate}/{config.rule}/{config.task}",
@@ -313,7 +313,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         w = sgd_epoch(
             network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
         )
-        history.append(_metrics(network, w, task, cost))
+        history.append(metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             raise FloatingPointError(
                 f"training diverged at epoch {epoch + 1} ({history[-1]}); lower learning_rate or beta."

@@ -29,7 +29,7 @@ from synapse_dyn import rules
 from synapse_dyn.io import describe
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
-from synapse_dyn.training import TrainConfig, _build, _metrics, train
+from synapse_dyn.training import TrainConfig, build, metrics, train
 
 TAU_FAST, TAU_SLOW, TAU_KERNEL, TAU_REST = 1.0, 99.0, 0.05, 2000.0
 
@@ -77,7 +77,7 @@ def _synapse(threshold, rate):
 
 def train_tcl(config: TrainConfig, progress: bool = True) -> list[dict]:
     """Per-epoch metrics of TCL training (epoch 0 = initial parameters)."""
-    network, w, task = _build(config)
+    network, w, task = build(config)
     rule = rules.EP(config.beta, "random")
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     explicit = rules.update(
@@ -94,7 +94,7 @@ def train_tcl(config: TrainConfig, progress: bool = True) -> list[dict]:
     cycles = len(task.x_train) // config.batch_size
     order = np.random.default_rng(config.seed).permutation(len(task.x_train))
     schedule = Schedule(x[order], y[order], config.batch_size, blend=TAU_REST / period)
-    history, state = [_metrics(network, w, task, rule.cost)], None
+    history, state = [metrics(network, w, task, rule.cost)], None
     for epoch in tqdm(range(config.epochs), desc="hopfield/tcl", disable=not progress):
         rate = config.learning_rate * config.lr_decay**epoch
         synapses = jax.tree.map(functools.partial(_synapse, rate=rate), thresholds)
@@ -111,7 +111,7 @@ def train_tcl(config: TrainConfig, progress: bool = True) -> list[dict]:
             seed=config.seed,
         )
         state = run.state
-        history.append(_metrics(network, state[2], task, rule.cost))
+        history.append(metrics(network, state[2], task, rule.cost))
     return history
 
 
