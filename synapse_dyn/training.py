@@ -9,6 +9,7 @@ w <- project(w - learning_rate * g_hat), and returns the learning curves as an
 import dataclasses
 import json
 import math
+import warnings
 
 import equinox as eqx
 import jax
@@ -22,7 +23,8 @@ from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
-RULES = ("ep", "cpl", "cl", "exact")
+RULES = ("ep", "cpl", "cl", "exact", "tcl")
+DRIVES = ("ep", "cpl")
 TASKS = ("regression", "iris", "digits", "mnist", "allostery")
 COSTS = ("mse", "cross_entropy")
 
@@ -41,7 +43,9 @@ class TrainConfig:
 
     substrate: str = _field("resistor", f"network substrate, one of {SUBSTRATES}")
     rule: str = _field(
-        "ep", f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient)"
+        "ep",
+        f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient, "
+        "tcl = Temporal Contrastive Learning simulated in time, docs/tcl.md)",
     )
     variant: str = _field(
         "centered", "perturbation signs: positive, negative, centered or random (ep, cpl)"
@@ -86,6 +90,18 @@ class TrainConfig:
     epochs: int = _field(20, "passes over the training set")
     batch_size: int = _field(16, "samples per mini-batch (the last partial batch is dropped)")
     seed: int = _field(0, "seed of the task split, the parameter init and the batch order")
+    tcl_drive: str = _field("ep", f"tcl: the perturbation the sawtooth drives, one of {DRIVES}")
+    tau_fast: float = _field(1.0, "tcl: fast ramp of the nudge, 0 -> beta (or eta)")
+    tau_slow: float = _field(99.0, "tcl: slow ramp back to the free state")
+    tau_rest: float = _field(
+        2000.0, "tcl: rest at zero nudge while the inputs move slowly to the next batch"
+    )
+    tau_kernel: float = _field(0.05, "tcl: time scale of the E. coli memory kernel")
+    threshold_scale: float = _field(
+        10.0,
+        "tcl: each tensor's dead-zone threshold is this times its initial rms contrast over "
+        "tau_slow (the contrastive regime spans rms/scale ... scale*rms)",
+    )
 
     @classmethod
     def from_table(cls, table: dict) -> "TrainConfig":
@@ -207,14 +223,73 @@ def _classification_task(config: TrainConfig) -> tasks.Task:
 
 
 def _rule(config: TrainConfig) -> rules.AbstractRule:
+    """The explicit rule (for tcl: the rule whose perturbation the sawtooth drives)."""
     cost = nw.MSE() if config.cost == "mse" else nw.CrossEntropy()
-    if config.rule == "ep":
+    rule = config.tcl_drive if config.rule == "tcl" else config.rule
+    if rule == "ep":
         return rules.EP(config.beta, config.variant, cost)
-    if config.rule == "cpl":
+    if rule == "cpl":
         return rules.CpL(config.eta, config.variant, cost)
-    if config.rule == "cl":
+    if rule == "cl":
         return rules.CL(cost)
     return rules.ExactGradient(cost)
+
+
+class _TCL:
+    """Epochs of TCL training through ``simulate`` (quasi-static network, one mini-batch per
+    cycle of sawtooth + rest, E. coli memory synapses with per-tensor thresholds)."""
+
+    def __init__(self, config, network, w, x, y, rule):
+        from protocols import Constant, Repeat, Sawtooth, Sequence
+        from synapse_dyn.simulate import Schedule
+
+        if config.tcl_drive not in DRIVES:
+            raise ValueError(f"tcl_drive must be one of {DRIVES}, got {config.tcl_drive!r}.")
+        self.config, self.network, self.rule = config, network, rule
+        sawtooth = Sawtooth(config.tau_fast, config.tau_slow)
+        self.period = sawtooth.period + config.tau_rest
+        segments = Sequence([sawtooth, Constant(0.0)], [sawtooth.period, config.tau_rest])
+        self.protocol = Repeat(segments, self.period)
+        order = np.random.default_rng(config.seed).permutation(len(x))
+        blend = config.tau_rest / self.period
+        self.schedule = Schedule(x[order], y[order], config.batch_size, blend=blend)
+        self.cycles = len(x) // config.batch_size
+        first = (x[: config.batch_size], y[: config.batch_size])
+        explicit = rules.update(network, w, first, rule, key=jax.random.key(0))
+        scale = config.threshold_scale / config.tau_slow
+        self.thresholds = jax.tree.map(
+            lambda g: scale * float(jnp.sqrt(jnp.mean((rule.strength * g) ** 2))), explicit
+        )
+        self.state = None
+
+    def epoch(self, w, epoch: int, rate: float):
+        """The parameters after one more epoch (one cycle per mini-batch); simulate's
+        warnings about the protocol and the learning range are shown for the first epoch only."""
+        from synapse_dyn.simulate import simulate
+        from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+
+        memory = EColiCascade(self.config.tau_kernel)
+        synapses = jax.tree.map(
+            lambda theta: Synapse(memory, DeadZone(theta), rate), self.thresholds
+        )
+        span = self.cycles * self.period
+        with warnings.catch_warnings():
+            if epoch > 0:
+                warnings.simplefilter("ignore", UserWarning)
+            run = simulate(
+                synapses,
+                self.protocol,
+                t0=epoch * span,
+                t1=(epoch + 1) * span,
+                network=self.network,
+                rule=self.rule,
+                schedule=self.schedule,
+                w0=w,
+                state0=self.state,
+                seed=self.config.seed,
+            )
+        self.state = run.state
+        return run.state[2]
 
 
 @eqx.filter_jit
@@ -303,6 +378,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     if config.persistent:
         states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
     history = [metrics(network, w, task, cost)]
+    tcl = _TCL(config, network, w, x, y, rule) if config.rule == "tcl" else None
     bar = tqdm(
         range(config.epochs),
         desc=f"{config.substrate}/{config.rule}/{config.task}",
@@ -310,9 +386,24 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     )
     for epoch in bar:
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
-        w = sgd_epoch(
-            network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
-        )
+        if tcl is not None:
+            w = tcl.epoch(w, epoch, rate)
+        elif states is None:
+            w = sgd_epoch(
+                network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
+            )
+        else:  # persistent free states, one per training sample
+            w, states = sgd_epoch(
+                network,
+                rule,
+                w,
+                x,
+                y,
+                jax.random.fold_in(key, epoch),
+                rate,
+                config.batch_size,
+                states,
+            )
         history.append(metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             raise FloatingPointError(

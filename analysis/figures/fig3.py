@@ -3,35 +3,24 @@ explicit equilibrium propagation with the same network, data, initial parameters
 hyperparameters (random-sign nudge beta, batch size, learning-rate schedule). Train and test
 classification error per epoch.
 
-TCL: each mini-batch is shown for one sawtooth cycle of the nudge (fast ramp 0 -> +-beta,
-slow ramp back), then rests at zero nudge for tau_rest while the inputs move slowly to the
-next mini-batch's (a sudden switch would pass the synapses' threshold); every parameter tensor has E. coli memory synapses whose dead-zone threshold
-is set from the tensor's typical contrast at initialisation, theta = 10 rms(beta g_EP) /
-tau_slow, so the contrastive regime spans 0.1 to 10 times that contrast. The network is
-quasi-static (``simulate(mode="quasistatic")``).
+TCL (``TrainConfig(rule="tcl")``, docs/tcl.md): each mini-batch is shown for one sawtooth cycle
+of the nudge (fast ramp 0 -> +-beta, slow ramp back), then a rest at zero nudge while the
+inputs move slowly to the next mini-batch's; every parameter tensor has E. coli memory
+synapses whose dead-zone threshold is set from the tensor's typical contrast at
+initialisation, theta = 10 rms(beta g_EP) / tau_slow; the network is quasi-static.
 
 Default data: the shipped 8x8 digits. ``mnist_path``: the paper's setting (784-500-10,
 10,000 training and 2,000 held-out images, batch 20, beta 0.5, 50 epochs).
 """
 
 import dataclasses
-import functools
 
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
-import protocols
-from synapse_dyn import rules
 from synapse_dyn.io import describe
-from synapse_dyn.simulate import Schedule, simulate
-from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
-from synapse_dyn.training import TrainConfig, build, metrics, train
-
-TAU_FAST, TAU_SLOW, TAU_KERNEL, TAU_REST = 1.0, 99.0, 0.05, 2000.0
+from synapse_dyn.training import TrainConfig, train
 
 
 def settings(quick: bool, mnist_path: str | None = None) -> TrainConfig:
@@ -71,78 +60,28 @@ def settings(quick: bool, mnist_path: str | None = None) -> TrainConfig:
     )
 
 
-def _synapse(threshold, rate):
-    return Synapse(EColiCascade(TAU_KERNEL), DeadZone(threshold), rate)
-
-
-def train_tcl(config: TrainConfig, progress: bool = True) -> list[dict]:
-    """Per-epoch metrics of TCL training (epoch 0 = initial parameters)."""
-    network, w, task = build(config)
-    rule = rules.EP(config.beta, "random")
-    x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
-    explicit = rules.update(
-        network, w, (x[: config.batch_size], y[: config.batch_size]), rule, key=jax.random.key(0)
-    )
-    thresholds = jax.tree.map(
-        lambda g: 10 * float(jnp.sqrt(jnp.mean((config.beta * g) ** 2))) / TAU_SLOW, explicit
-    )
-    period = TAU_FAST + TAU_SLOW + TAU_REST
-    sawtooth = protocols.Sawtooth(TAU_FAST, TAU_SLOW)
-    protocol = protocols.Repeat(
-        protocols.Sequence([sawtooth, protocols.Constant(0.0)], [sawtooth.period, TAU_REST]), period
-    )
-    cycles = len(task.x_train) // config.batch_size
-    order = np.random.default_rng(config.seed).permutation(len(task.x_train))
-    schedule = Schedule(x[order], y[order], config.batch_size, blend=TAU_REST / period)
-    history, state = [metrics(network, w, task, rule.cost)], None
-    for epoch in tqdm(range(config.epochs), desc="hopfield/tcl", disable=not progress):
-        rate = config.learning_rate * config.lr_decay**epoch
-        synapses = jax.tree.map(functools.partial(_synapse, rate=rate), thresholds)
-        run = simulate(
-            synapses,
-            protocol,
-            t0=epoch * cycles * period,
-            t1=(epoch + 1) * cycles * period,
-            network=network,
-            rule=rule,
-            schedule=schedule,
-            w0=w,
-            state0=state,
-            seed=config.seed,
-        )
-        state = run.state
-        history.append(metrics(network, state[2], task, rule.cost))
-    return history
-
-
 def compute(quick: bool = False, progress: bool = True, mnist_path: str | None = None):
     config = settings(quick, mnist_path)
-    ep = train(config, progress=progress)
-    tcl = train_tcl(config, progress=progress)
+    runs = {
+        "tcl": train(dataclasses.replace(config, rule="tcl"), progress),
+        "ep": train(config, progress),
+    }
     error = {
-        split: np.stack(
-            [
-                1 - np.array([h[f"{split}_accuracy"] for h in tcl]),
-                1 - ep[f"{split}_accuracy"].values,
-            ]
-        )
+        split: np.stack([1 - run[f"{split}_accuracy"].values for run in runs.values()])
         for split in ("train", "test")
     }
+    long_names = {"train": "training classification error", "test": "held-out classification error"}
     ds = xr.Dataset(
         {
-            "train_error": (
+            f"{split}_error": (
                 ("rule", "epoch"),
-                error["train"],
-                {"units": "1", "long_name": "training classification error"},
-            ),
-            "test_error": (
-                ("rule", "epoch"),
-                error["test"],
-                {"units": "1", "long_name": "held-out classification error"},
-            ),
+                error[split],
+                {"units": "1", "long_name": long_names[split]},
+            )
+            for split in error
         },
         coords={
-            "rule": ("rule", ["tcl", "ep"], {"units": "1", "long_name": "learning rule"}),
+            "rule": ("rule", list(runs), {"units": "1", "long_name": "learning rule"}),
             "epoch": (
                 "epoch",
                 np.arange(config.epochs + 1),
@@ -150,18 +89,8 @@ def compute(quick: bool = False, progress: bool = True, mnist_path: str | None =
             ),
         },
     )
-    setup = {
-        **dataclasses.asdict(config),
-        "tau_fast": TAU_FAST,
-        "tau_slow": TAU_SLOW,
-        "tau_kernel": TAU_KERNEL,
-        "tau_rest": TAU_REST,
-    }
-    return describe(
-        ds,
-        "Fig. 3: TCL versus explicit EP on a layered Hopfield network",
-        {"figure": "fig3", **setup},
-    )
+    title = "Fig. 3: TCL versus explicit EP on a layered Hopfield network"
+    return describe(ds, title, {"figure": "fig3", **dataclasses.asdict(config)})
 
 
 def plot(ds):
