@@ -103,20 +103,6 @@ class TrainConfig:
         "tau_slow (the contrastive regime spans rms/scale ... scale*rms)",
     )
 
-    @classmethod
-    def from_table(cls, table: dict) -> "TrainConfig":
-        """Build from a TOML table whose keys are field names (a ``kind = "train"`` entry is
-        allowed); unknown keys are rejected with the list of valid ones."""
-        table = dict(table)
-        kind = table.pop("kind", "train")
-        if kind != "train":
-            raise ValueError(f'kind must be "train" for a training experiment, got {kind!r}.')
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(table) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown keys {unknown} in the experiment; valid keys: {valid}.")
-        return cls(**table)
-
     def __post_init__(self):
         for name, allowed in (
             ("substrate", SUBSTRATES),
