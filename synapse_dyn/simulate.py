@@ -253,28 +253,27 @@ def simulate(
     # Python floats in the modules become arrays, so new parameter values reuse the
     # compiled solve instead of tracing it again.
     synapse = as_arrays(synapse)
+    integrator = _Integrator(
+        solver, rtol, atol, max_steps, _thermal(noise, noise_seed, dt, brownian)
+    )
     if network is not None:
         return _simulate_network(
             synapse,
             protocol,
-            network,
-            rule,
-            schedule,
-            w0,
-            state0,
-            mode,
-            seed,
-            levels,
-            substeps,
             float(t0),
             float(t1),
-            solver,
-            rtol,
-            atol,
-            max_steps,
-            progress,
-            checkpoint,
-            _thermal(noise, noise_seed, dt, brownian),
+            integrator,
+            network=network,
+            rule=rule,
+            schedule=schedule,
+            w0=w0,
+            state0=state0,
+            mode=mode,
+            seed=seed,
+            levels=levels,
+            substeps=substeps,
+            progress=progress,
+            checkpoint=checkpoint,
         )
     protocol = as_arrays(protocol)
     if saveat is None:
@@ -284,20 +283,9 @@ def simulate(
     require_finite("w0", w0)
     w0 = jnp.asarray(w0, dtype=float)
     y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
-    thermal = _thermal(noise, noise_seed, dt, brownian)
-    return _solve(
-        _SynapseField(synapse, protocol),
-        y0,
-        protocol,
-        t0,
-        t1,
-        saveat,
-        solver or diffrax.Tsit5(),
-        rtol,
-        atol,
-        max_steps,
-        thermal=thermal,
-        mask=(True, False),
+    field = _SynapseField(synapse, protocol)
+    return integrator.solve(
+        field, y0, protocol, t0, t1, saveat, diffrax.Tsit5(), mask=(True, False)
     )
 
 
@@ -331,56 +319,55 @@ class Thermalised(eqx.Module):
         return DiagonalNoise(amplitude, path)
 
 
-def _solve(
-    field,
-    y0,
-    protocol,
-    t0,
-    t1,
-    saveat,
-    solver,
-    rtol,
-    atol,
-    max_steps,
-    extra_steps=(),
-    thermal=None,
-    mask=None,
-):
-    """diffeqsolve of the field; adaptive with the protocol's corners declared, or, with
-    thermal noise, the SDE drift + noise with fixed steps (Heun by default)."""
-    if thermal is None:
-        terms, dt0 = diffrax.ODETerm(field), None
-        step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
-        controller = diffrax.ClipStepSizeController(
-            diffrax.PIDController(rtol=rtol, atol=atol),
-            step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
-            jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
+class _Integrator(eqx.Module):
+    """How ``simulate`` integrates: adaptive steps (``solver``, ``rtol``, ``atol``) with the
+    protocol's corners declared, or, with thermal noise, fixed steps of the SDE (Heun)."""
+
+    solver: diffrax.AbstractSolver | None
+    rtol: float
+    atol: float
+    max_steps: int
+    thermal: Thermalised | None
+
+    def solve(self, field, y0, protocol, t0, t1, saveat, default_solver, mask, extra_steps=()):
+        """diffeqsolve of ``field`` from ``y0``; thermal noise acts where ``mask`` is True."""
+        if self.thermal is None:
+            terms, dt0, solver = diffrax.ODETerm(field), None, self.solver or default_solver
+            step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
+            controller = diffrax.ClipStepSizeController(
+                diffrax.PIDController(rtol=self.rtol, atol=self.atol),
+                step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
+                jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
+            )
+        else:
+            noise = self.thermal.term(y0, mask, t0, t1)
+            terms = diffrax.MultiTerm(diffrax.ODETerm(field), noise)
+            dt0, controller, solver = self.thermal.dt, diffrax.ConstantStepSize(), diffrax.Heun()
+        increments = self.thermal is not None and self.thermal.kind == "increments"
+        solution = diffrax.diffeqsolve(
+            terms,
+            solver,
+            t0=t0,
+            t1=t1,
+            dt0=dt0,
+            y0=y0,
+            saveat=saveat,
+            stepsize_controller=controller,
+            max_steps=self.max_steps,
+            throw=False,
+            adjoint=diffrax.ForwardMode() if increments else diffrax.RecursiveCheckpointAdjoint(),
         )
-    else:
-        terms = diffrax.MultiTerm(diffrax.ODETerm(field), thermal.term(y0, mask, t0, t1))
-        dt0, controller, solver = thermal.dt, diffrax.ConstantStepSize(), diffrax.Heun()
-    solution = diffrax.diffeqsolve(
-        terms,
-        solver,
-        t0=t0,
-        t1=t1,
-        dt0=dt0,
-        y0=y0,
-        saveat=saveat,
-        stepsize_controller=controller,
-        max_steps=max_steps,
-        throw=False,
-        adjoint=diffrax.ForwardMode()
-        if thermal is not None and thermal.kind == "increments"
-        else diffrax.RecursiveCheckpointAdjoint(),
-    )
-    _raise_on_failure(solution)
-    return solution
+        _raise_on_failure(solution)
+        return solution
 
 
 def _simulate_network(
     synapse,
     protocol,
+    t0,
+    t1,
+    integrator,
+    *,
     network,
     rule,
     schedule,
@@ -390,16 +377,11 @@ def _simulate_network(
     seed,
     levels,
     substeps,
-    t0,
-    t1,
-    solver,
-    rtol,
-    atol,
-    max_steps,
     progress,
     checkpoint,
-    thermal,
 ):
+    """The network-level simulation (``simulate``'s docstring)."""
+    thermal = integrator.thermal
     from synapse_dyn.rules import AbstractContrastiveRule, CpL
     from synapse_dyn.synapses import AbstractLinearMemory
 
@@ -460,11 +442,7 @@ def _simulate_network(
             state0,
             first,
             n_cycles,
-            solver,
-            rtol,
-            atol,
-            max_steps,
-            thermal,
+            integrator,
         )
     return _quasistatic(
         synapse,
@@ -730,21 +708,7 @@ def _quasistatic(
 
 
 def _relax(
-    synapse,
-    protocol,
-    network,
-    rule,
-    schedule,
-    signs,
-    w,
-    state0,
-    first,
-    n_cycles,
-    solver,
-    rtol,
-    atol,
-    max_steps,
-    thermal,
+    synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, integrator
 ):
     period = float(protocol.period)
     t0, t1 = first * period, (first + n_cycles) * period
@@ -759,20 +723,17 @@ def _relax(
     )
     starts = period * np.arange(first, first + n_cycles + 1)
     blend = period * (np.arange(first, first + n_cycles) + 1 - schedule.blend)
-    solution = _solve(
+    saveat = diffrax.SaveAt(ts=jnp.asarray(starts))
+    solution = integrator.solve(
         field,
         (x, z, w),
         protocol,
         t0,
         t1,
-        diffrax.SaveAt(ts=jnp.asarray(starts)),
-        solver or diffrax.Kvaerno5(),
-        rtol,
-        atol,
-        max_steps,
-        extra_steps=blend,
-        thermal=thermal,
+        saveat,
+        diffrax.Kvaerno5(),
         mask=(True, False, False),
+        extra_steps=blend,
     )
     xs, zs, ws = solution.ys
 

@@ -97,20 +97,10 @@ def plot(ds):
     figure, axis = plt.subplots(figsize=(4, 3))
     styles = {"tcl": "k", "ep": "tab:blue"}
     for rule in ds.rule.values:
-        axis.plot(
-            ds.epoch,
-            ds.train_error.sel(rule=rule),
-            color=styles[rule],
-            ls="-",
-            label=f"{rule.upper()} train",
-        )
-        axis.plot(
-            ds.epoch,
-            ds.test_error.sel(rule=rule),
-            color=styles[rule],
-            ls="--",
-            label=f"{rule.upper()} test",
-        )
+        for split, style in (("train", "-"), ("test", "--")):
+            error = ds[f"{split}_error"].sel(rule=rule)
+            label = f"{rule.upper()} {split}"
+            axis.plot(ds.epoch, error, color=styles[rule], ls=style, label=label)
     axis.set(yscale="log", xlabel="epoch", ylabel="classification error")
     axis.legend(fontsize=7, frameon=False)
     figure.tight_layout()
