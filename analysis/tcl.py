@@ -34,17 +34,19 @@ def cycle_estimate(
     mode="quasistatic",
     reverse=False,
     nonlinearity=None,
+    area=0.0,
     **options,
 ):
     """The TCL estimate of dL/dw from one cycle, -dw/alpha over the second of two cycles of
-    one batch (the first brings the memory to its periodic state). The default threshold
+    one batch (the first brings the memory to its periodic state), with E. coli memory of
+    time ``tau_kernel`` and area ``area`` (0: perfect adaptation). The default threshold
     sits above every synapse's slow-ramp signal, theta = 3 max|b g_explicit| / tau_slow."""
     if nonlinearity is None:
         if threshold is None:
             explicit = rules.update(network, w, (inputs, targets), rule)
             threshold = 3 * float(jnp.max(jnp.abs(rule.strength * _flat(explicit)))) / tau_slow
         nonlinearity = DeadZone(threshold)
-    synapse = Synapse(EColiCascade(tau_kernel), nonlinearity, PROBE_RATE)
+    synapse = Synapse(EColiCascade(tau_kernel, area=area), nonlinearity, PROBE_RATE)
     protocol = protocols.Sawtooth(tau_fast, tau_slow, reverse=reverse)
     period = tau_fast + tau_slow
     common = dict(

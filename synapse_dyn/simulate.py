@@ -38,7 +38,7 @@ from synapse_dyn._checks import concrete, require_finite, require_in_range, requ
 
 from .io import save_state
 from .noise import DiagonalNoise
-from .synapses.cycle import propagate_linear
+from .synapses.cycle import cycle_response
 from .synapses.memory import Synapse
 
 
@@ -117,7 +117,7 @@ class _Relaxation(eqx.Module):
         cycle = jnp.floor(t / period).astype(int)
         signed = self.signs[jnp.minimum(cycle, self.signs.shape[0] - 1)] * self.rule.strength
         inputs, targets = self.schedule.at(t, period)
-        s = _batch_current(self.network, x, w, inputs)
+        s = self.network.batch_current(x, w, inputs)
         dz = _each(lambda syn, z_, s_: syn.memory.vector_field(z_, s_), self.synapse, z, s)
         dw = _each(lambda syn, z_, s_: syn.velocity(z_, s_) / signed, self.synapse, z, s)
         nudge = lambda y: SoftNudge(signed * self.protocol(t), y, self.rule.cost)  # noqa: E731
@@ -150,12 +150,6 @@ def _per_parameter(synapse, w):
     return synapse
 
 
-def _batch_current(network, x, w, inputs):
-    """Batch mean of the local currents s = dE/dw at the states x."""
-    per_sample = jax.vmap(lambda x_, i: network.synaptic_current(x_, w, i))(x, inputs)
-    return jax.tree.map(lambda s: jnp.mean(s, axis=0), per_sample)
-
-
 class TCLRun(eqx.Module):
     """Result of a network-level ``simulate``: per-cycle records (free-state statistics of
     the cycle's batch with the parameters at the start of the cycle) and the final state
@@ -177,11 +171,8 @@ def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
         return np.ones(n_cycles)
     if variant == "negative":
         return -np.ones(n_cycles)
-    if variant == "random":  # one independent draw per cycle index: resuming draws the same signs
-        draws = jax.vmap(
-            lambda k: jax.random.bernoulli(jax.random.fold_in(jax.random.key(seed), k))
-        )(jnp.arange(n_cycles))
-        return np.where(np.asarray(draws), 1.0, -1.0)
+    if variant == "random":  # one seeded stream over cycle indices: resuming draws the same signs
+        return np.where(np.random.default_rng(seed).random(n_cycles) < 0.5, 1.0, -1.0)
     raise ValueError(
         f"a TCL protocol realises one perturbation per cycle: rule variant must be 'positive', "
         f"'negative' or 'random' (a random sign per cycle), got {variant!r}."
@@ -202,7 +193,7 @@ def simulate(
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
     seed: int = 0,
     levels: int = 9,
-    substeps: int = 24,
+    substeps: int = 6,
     saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-8,
@@ -229,8 +220,9 @@ def simulate(
 
     * ``mode="quasistatic"``: the network sits at its perturbed equilibrium; it is solved at
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
-      between them, and the linear memory is propagated exactly (matrix exponentials), the
-      weights integrating g(u) on ``substeps`` points per piece. Parameters are projected
+      between them, and the linear memory is propagated exactly (``cycle_response``: matrix
+      exponentials, once per configuration), the weights integrating g(u) with ``substeps``
+      graded intervals per piece (docs/tcl.md for the accuracy). Parameters are projected
       onto their physical range after every cycle. With ``checkpoint=PATH`` the state is
       saved every 25 cycles (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` to
       resume); if a variable turns non-finite the run stops naming it, the cycle and time,
@@ -417,7 +409,7 @@ def _simulate_network(
     network.check_inputs(schedule.inputs, "schedule inputs")
     w_start = state0[-1] if state0 is not None else w0
     network.check_parameters(w_start)
-    signs = jnp.asarray(cycle_signs(rule.variant, first + n_cycles, seed))
+    signs = cycle_signs(rule.variant, first + n_cycles, seed)
     w_start = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), w_start)
     synapse = _per_parameter(synapse, w_start)
     nonlinear = [
@@ -561,46 +553,35 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
 
 
 @eqx.filter_jit
-def _quasistatic_chunk(
-    synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution
-):
-    times, weights, ramp = knots
-    levels = weights.shape[1]
+def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycles, signs):
+    levels = jax.tree.leaves(responses)[0].shape[1] - 1  # the shapes: levels, then the blend
 
-    def cycle(carry, k):
+    def cycle(carry, cycle_sign):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
         # inputs came in: the current is then continuous from cycle to cycle
         z, w, free = carry
+        k, sign = cycle_sign
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         following = schedule.inputs[schedule.rows(k + 1)]
-        signed = signs[k] * rule.strength
+        signed = sign * rule.strength
         nudged = jax.vmap(
             lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(
                 inputs, targets, free
             )
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
-        free_current = _batch_current(network, free, w, inputs)
-        nudged_currents = jax.vmap(lambda x: _batch_current(network, x, w, inputs))(nudged)
-        stacked = jax.tree.map(
-            lambda f, n: jnp.concatenate([f[None], n]), free_current, nudged_currents
-        )
+        free_current = network.batch_current(free, w, inputs)
+        nudged_currents = jax.vmap(lambda x: network.batch_current(x, w, inputs))(nudged)
         free_next = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         switch = jax.tree.map(
-            jnp.subtract, _batch_current(network, free_next, w, following), free_current
+            jnp.subtract, network.batch_current(free_next, w, following), free_current
         )
-        knot_values = jax.tree.map(
-            lambda s, d: jnp.tensordot(weights, s, axes=1) + jnp.einsum("k,...->k...", ramp, d),
-            stacked,
-            switch,
-        )
-        propagated = _each(
-            lambda syn, z_, v: propagate_linear(
-                syn.memory, syn.nonlinearity, z_, times, v, resolution, substeps
-            ),
-            synapse,
-            z,
-            knot_values,
-        )
+
+        def propagate(syn, response, z_, free_s, nudged_s, switch_s):
+            # amplitudes of the shapes: level currents relative to the setpoint, then the blend
+            levels_s = jnp.concatenate([free_s[None], nudged_s]) - syn.memory.setpoint
+            return response(syn.nonlinearity, jnp.concatenate([levels_s, switch_s[None]]), z_)
+
+        propagated = _each(propagate, synapse, responses, z, free_current, nudged_currents, switch)
         z_new = _each(lambda _, p: p[0], synapse, propagated)
         w_new = network.project(
             _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
@@ -608,7 +589,7 @@ def _quasistatic_chunk(
         record = _record(network, rule, w, inputs, targets, free)
         return (z_new, w_new, free_next), record
 
-    return jax.lax.scan(cycle, carry, cycles)
+    return jax.lax.scan(cycle, carry, (cycles, signs))
 
 
 def _check_finite(state, record, start, period, checkpoint, last_good):
@@ -645,7 +626,7 @@ def _initial_state(synapse, network, schedule, w, first):
     steady state for the free current."""
     inputs = schedule.inputs[schedule.rows(first)]
     x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
-    current = _batch_current(network, x, w, inputs)
+    current = network.batch_current(x, w, inputs)
     return x, _each(lambda syn, s: syn.memory.steady_state(s), synapse, current), w
 
 
@@ -667,19 +648,22 @@ def _quasistatic(
     chunk=25,
 ):
     period = float(protocol.period)
-    knots = tuple(jnp.asarray(a) for a in _knots(protocol, levels, schedule.blend))
-    resolution = (
-        min(syn.memory.kernel().timescale for syn in jax.tree.leaves(synapse, is_leaf=_is_synapse))
-        / 8
+    times, weights, ramp = _knots(protocol, levels, schedule.blend)
+    shapes = np.concatenate([weights, ramp[:, None]], axis=1)
+    responses = _each(
+        lambda syn: cycle_response(
+            syn.memory, times, shapes, syn.memory.kernel().timescale / 8, substeps
+        ),
+        synapse,
     )
     free, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
     carry, records = (z, w, free), []
     starts = range(first, first + n_cycles, chunk)
     for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
-        cycles = jnp.arange(start, min(start + chunk, first + n_cycles))
+        cycles = np.arange(start, min(start + chunk, first + n_cycles))
         try:
             following, record = _quasistatic_chunk(
-                synapse, network, rule, schedule, signs, knots, carry, cycles, substeps, resolution
+                synapse, network, rule, schedule, responses, carry, cycles, signs[cycles]
             )
         except (
             eqx.EquinoxRuntimeError

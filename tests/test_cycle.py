@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import protocols as P
+from synapse_dyn.simulate import simulate
 from synapse_dyn.synapses import (
     Cubic,
     DeadZone,
@@ -14,6 +15,7 @@ from synapse_dyn.synapses import (
     Identity,
     IntegralFeedback,
     Synapse,
+    cycle_response,
     cycle_update,
     cycle_update_ode,
     occupation_sum,
@@ -62,6 +64,51 @@ def test_fast_path_agrees_with_the_memory_ode(memory, kernel, g, amplitude, mean
     ode = cycle_update_ode(Synapse(memory, g, learning_rate=0.5), signal)
     assert abs(fast) > 1.0
     np.testing.assert_allclose(fast, ode, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "memory, g",
+    [
+        (EColiCascade(0.05), DeadZone(3.0)),
+        (EColiCascade(0.05, area=0.05, setpoint=0.5), DeadZone(3.0)),
+        (IntegralFeedback(0.1, leak_time=2.0), DeadZone(0.3)),
+    ],
+)
+def test_cycle_response_agrees_with_the_memory_ode(memory, g):
+    """The exact propagation used by the network simulation (u linear in the shape amplitudes
+    and the initial state) against diffrax on the same piecewise-linear currents, with a
+    jump, for a few synapses with different amplitudes; threshold crossings inside the
+    transients after corners converge with the number of substeps."""
+    times = np.array([0.0, 0.4, 1.0, 1.0, 3.0, 6.0])
+    shapes = np.array([[0, 1, 1, 0.5, 0.2, 0], [1, 1, 0.5, 0.5, 0.8, 1.0]]).T
+    amplitudes = np.array([[2.0, -1.0, 0.3], [0.5, 1.5, -2.0]])  # (shape, synapse)
+    current = shapes @ amplitudes + memory.setpoint  # (knot, synapse)
+    z0 = memory.steady_state(jnp.asarray(current[0]))
+    response = cycle_response(memory, times, shapes, resolution=0.05 / 8, substeps=48)
+    z1, integral = response(g, jnp.asarray(amplitudes), z0)
+    for k in range(current.shape[1]):
+        knots = np.r_[times[:3], times[3] + 1e-9, times[4:]]  # the jump, as a steep ramp
+        signal = P.PiecewiseLinear(jnp.asarray(knots), jnp.asarray(current[:, k]), periodic=False)
+        solution = simulate(
+            Synapse(memory, g, learning_rate=1.0), signal, t1=times[-1], rtol=1e-10, atol=1e-12
+        )
+        np.testing.assert_allclose(z1[k], solution.ys[0][-1], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(integral[k], -solution.ys[1][-1], rtol=3e-3, atol=1e-3)
+    assert np.max(np.abs(integral)) > 0.1
+
+
+def test_cycle_response_survives_very_long_pieces():
+    """A slow ramp of 2e8 kernel times: each cascade stage lags the ramp s = -t / L by
+    k tau_K, so at its end y_k = k tau_K / L (no overflow of the matrix exponentials)."""
+    length = 1e7
+    response = cycle_response(
+        EColiCascade(0.05),
+        np.array([0.0, 1.0, 1.0 + length]),
+        np.array([[0.0, 1.0, 0.0]]).T,
+        0.05 / 8,
+    )
+    z1, _ = response(DeadZone(1e-12), jnp.ones((1, 1)), jnp.zeros((1, 3)))
+    np.testing.assert_allclose(z1[0], 0.05 * np.arange(1, 4) / length, rtol=1e-6)
 
 
 def test_reversed_sawtooth_reverses_the_update_and_identity_gives_none():

@@ -145,7 +145,9 @@ def test_persistent_states_carry_the_relaxation_across_epochs():
 def test_tcl_rule_trains_through_simulate():
     """rule = "tcl": the sawtooth drives the CpL clamp, E. coli memory synapses learn in time;
     the regression loss falls by more than an order of magnitude in a few epochs."""
-    config = TrainConfig(rule="tcl", tcl_drive="cpl", variant="positive", eta=0.5, learning_rate=20.0, **REGRESSION)
+    config = TrainConfig(
+        rule="tcl", tcl_drive="cpl", variant="positive", eta=0.5, learning_rate=20.0, **REGRESSION
+    )
     loss = train(dataclasses.replace(config, epochs=4), progress=False)["test_loss"].values
     assert loss[-1] < 0.1 * loss[0], loss
     with pytest.raises(ValueError, match="variant must be 'positive', 'negative' or 'random'"):

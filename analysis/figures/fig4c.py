@@ -41,7 +41,13 @@ def compute(
         synapse, tau_fast, tau_slow, AMPLITUDE_MAX, n_grid, title="fig4c protocols", **options
     )
     ds = learning_range(curves, AMPLITUDE_MAX)
-    config = {"figure": "fig4c", "n_protocols": n, "n_amplitudes": n_amplitudes, "tau_kernel": TAU_K, "seed": 4}
+    config = {
+        "figure": "fig4c",
+        "n_protocols": n,
+        "n_amplitudes": n_amplitudes,
+        "tau_kernel": TAU_K,
+        "seed": 4,
+    }
     return describe(ds, "Fig. 4C: learning range versus protocol time asymmetry", config)
 
 

@@ -30,7 +30,9 @@ def compute(
     through the sweep machinery (``client``, ``store`` and ``resume`` as in ``fig4c.compute``)."""
     if tau_fast is None:
         tau_fast, tau_slow = random_protocols(40 if quick else 500, 0.2, 25, seed=5)
-    tau_fast, tau_slow = np.broadcast_arrays(np.asarray(tau_fast, float), np.asarray(tau_slow, float))
+    tau_fast, tau_slow = np.broadcast_arrays(
+        np.asarray(tau_fast, float), np.asarray(tau_slow, float)
+    )
     synapse = SynapseExperiment(
         tau_kernel=TAU_K,
         kernel_area=AREA,
@@ -44,7 +46,13 @@ def compute(
         synapse, tau_fast, tau_slow, AMPLITUDE_MAX, n_grid, title="fig5c protocols", **options
     )
     ds = learning_range(curves, AMPLITUDE_MAX)
-    config = {"figure": "fig5c", "kernel_area": AREA, "mean_current": MEAN, "tau_kernel": TAU_K, "n_protocols": int(tau_fast.size)}
+    config = {
+        "figure": "fig5c",
+        "kernel_area": AREA,
+        "mean_current": MEAN,
+        "tau_kernel": TAU_K,
+        "n_protocols": int(tau_fast.size),
+    }
     return describe(ds, "Fig. 5C: offset error from imperfect adaptation", config)
 
 
@@ -53,10 +61,20 @@ def plot(ds):
     shown = (relative > 0) & (relative <= 0.5)  # the paper's filter
     figure, axis = plt.subplots(figsize=(4.5, 3.6))
     points = axis.scatter(
-        (ds.tau_fast / TAU_K)[shown], relative[shown], c=(ds.period / TAU_K)[shown], cmap="viridis", s=10
+        (ds.tau_fast / TAU_K)[shown],
+        relative[shown],
+        c=(ds.period / TAU_K)[shown],
+        cmap="viridis",
+        s=10,
     )
     ramp = np.linspace(0, float(ds.tau_fast.max()), 2)
-    axis.plot(ramp / TAU_K, AREA * MEAN * ramp / AMPLITUDE_MAX, "k--", lw=1, label="I * mean * tau_fast / A_max")
+    axis.plot(
+        ramp / TAU_K,
+        AREA * MEAN * ramp / AMPLITUDE_MAX,
+        "k--",
+        lw=1,
+        label="I * mean * tau_fast / A_max",
+    )
     axis.set(xlabel="tau_fast / tau_K", ylabel="offset / A_max")
     figure.colorbar(points, label="T / tau_K")
     axis.legend(fontsize=7, frameon=False)

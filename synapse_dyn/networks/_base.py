@@ -183,6 +183,15 @@ class AbstractNetwork(eqx.Module):
         """s = dE/dw at the state x (same pytree as w)."""
         return jax.grad(self.energy, argnums=1)(x, w, inputs)
 
+    def batch_current(
+        self, x: PyTree[Array], w: PyTree[Array], inputs: Float[Array, "batch n_in"]
+    ) -> PyTree[Array]:
+        """Batch mean of s = dE/dw over states and inputs with a leading batch axis: the
+        gradient of the mean energy, one contraction over the batch (no per-sample arrays of
+        the size of w)."""
+        energies = jax.vmap(self.energy, in_axes=(0, None, 0))
+        return jax.grad(lambda w_: jnp.mean(energies(x, w_, inputs)))(w)
+
     def total_energy(
         self, x: PyTree[Array], w: PyTree[Array], inputs: Float[Array, " n_in"], nudge: Nudge = None
     ) -> Scalar:

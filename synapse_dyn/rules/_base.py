@@ -48,6 +48,21 @@ class AbstractRule(eqx.Module):
         """g_hat for one sample (same pytree as w)."""
         return self.estimate_and_state(network, w, inputs, target, sign, x0)[0]
 
+    def batch_estimate_and_state(
+        self,
+        network: AbstractNetwork,
+        w: PyTree[Array],
+        inputs: Float[Array, "batch n_in"],
+        targets: Float[Array, "batch n_out"],
+        sign: Float[Array, ""],
+        x0: PyTree[Array] | None = None,
+    ) -> tuple[PyTree[Array], PyTree[Array]]:
+        """(batch mean of g_hat, the free states), every sample's estimate vmapped."""
+        g, free = jax.vmap(lambda x, y, s: self.estimate_and_state(network, w, x, y, sign, s))(
+            inputs, targets, x0
+        )
+        return jax.tree.map(lambda leaf: jnp.mean(leaf, axis=0), g), free
+
     def draw_sign(self, key: Array | None) -> Float[Array, ""]:
         return jnp.ones(())
 
@@ -65,11 +80,9 @@ def batch_estimate(
     """``update`` without the Python-time validation, for inner loops (jitted, vmapped).
     With ``states`` (persistent free states, leading batch axis) the free phases start there
     and ``(g_hat, new free states)`` is returned."""
-    sign = rule.draw_sign(key)
-    g, free = jax.vmap(lambda x, y, s: rule.estimate_and_state(network, w, x, y, sign, s))(
-        inputs, targets, states
+    g, free = rule.batch_estimate_and_state(
+        network, w, inputs, targets, rule.draw_sign(key), states
     )
-    g = jax.tree.map(lambda leaf: jnp.mean(leaf, axis=0), g)
     return g if states is None else (g, free)
 
 

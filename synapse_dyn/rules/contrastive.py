@@ -56,17 +56,27 @@ class AbstractContrastiveRule(AbstractRule):
             return jnp.ones(())
         return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)
 
-    def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
-        x_free = network.equilibrium(w, inputs, None, x0)
+    def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
+        """The estimator with each phase's batch-mean current as one contraction."""
+        free = jax.vmap(lambda i, s: network.equilibrium(w, i, None, s))(inputs, x0)
         b1, b2 = self.strengths(sign)
 
         def current(b):
-            x = x_free if b is None else self.perturb(network, w, inputs, target, x_free, b)
-            return network.synaptic_current(x, w, inputs)
+            x = free
+            if b is not None:
+                x = jax.vmap(lambda i, y, f: self.perturb(network, w, i, y, f, b))(
+                    inputs, targets, free
+                )
+            return network.batch_current(x, w, inputs)
 
         denominator = (0.0 if b2 is None else b2) - (0.0 if b1 is None else b1)
         g = jax.tree.map(lambda s2, s1: (s2 - s1) / denominator, current(b2), current(b1))
-        return g, x_free
+        return g, free
+
+    def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
+        x0 = None if x0 is None else jax.tree.map(lambda a: a[None], x0)
+        g, free = self.batch_estimate_and_state(network, w, inputs[None], target[None], sign, x0)
+        return g, jax.tree.map(lambda a: a[0], free)
 
 
 class EP(AbstractContrastiveRule):

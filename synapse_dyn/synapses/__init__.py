@@ -6,6 +6,8 @@ dw/dt = -alpha g(u), with g a threshold nonlinearity.
 """
 
 from .cycle import (
+    CycleResponse,
+    cycle_response,
     cycle_update,
     cycle_update_ode,
     kernel_weights,
@@ -31,6 +33,7 @@ __all__ = [
     "AbstractMemory",
     "AbstractNonlinearity",
     "Cubic",
+    "CycleResponse",
     "DeadZone",
     "EColiCascade",
     "EColiKernel",
@@ -40,6 +43,7 @@ __all__ = [
     "SineKernel",
     "StateSpaceKernel",
     "Synapse",
+    "cycle_response",
     "cycle_update",
     "cycle_update_ode",
     "kernel_weights",
@@ -58,4 +62,10 @@ from .markov import (  # noqa: E402
     stationary_distribution,
 )
 
-__all__ += ["AbstractMarkovMemory", "MarkovLadder", "check_rate_matrix", "esa_rate_matrix", "stationary_distribution"]
+__all__ += [
+    "AbstractMarkovMemory",
+    "MarkovLadder",
+    "check_rate_matrix",
+    "esa_rate_matrix",
+    "stationary_distribution",
+]

@@ -14,9 +14,11 @@ Two independent routes:
   protocol's corners declared to the step-size controller.
 """
 
+import functools
 import math
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -175,62 +177,127 @@ def cycle_update_ode(
     return -(weights[1] - weights[0]) / synapse.learning_rate
 
 
-def propagate_linear(
-    memory: AbstractLinearMemory,
-    nonlinearity: AbstractNonlinearity,
-    z0: Float[Array, "... n"],
-    times: Float[Array, " k"],
-    values: Float[Array, "k ..."],
-    resolution: float,
-    substeps: int = 24,
-) -> tuple[Float[Array, "... n"], Float[Array, "..."]]:
-    """Exact propagation of a linear memory, dz/dt = M z + b (s - u0), through a current s
-    that is piecewise linear between (times[j], values[j]) (equal times make a jump), and
-    the integral of g(u) over [times[0], times[-1]].
+class CycleResponse(eqx.Module):
+    """A linear memory's response over one cycle to a current that is a combination of fixed
+    piecewise-linear shapes, s(t) - u0 = sum_m a_m phi_m(t), starting from the state z0.
 
-    Each piece is cut into ``substeps`` intervals, geometrically graded from ``resolution``
-    (a fraction of the memory's time scale, where the transient after a corner lives) up to
-    the piece length, and each interval is one matrix exponential of the augmented system
-    d(z, s, s')/dt = (M z + b s, s', 0): the memory has no discretisation error and g(u) is
-    integrated by the trapezoid rule on the graded points. Returns (z at times[-1], integral).
+    dz/dt = M z + b (s - u0) and u = c.z + d (s - u0) are linear, so u at every quadrature node,
+    integral u dt over every piece and the final state are fixed linear maps of (a, z0),
+    computed once (``cycle_response``) with no discretisation error. A cycle of any number of
+    synapses then costs small matrix products and, per piece, the integral of g(u)
+    (``AbstractNonlinearity.integral``: exact where u stays on one affine piece of g).
     """
-    matrix, b, c, d = memory.state_space()
-    n = matrix.shape[0]
-    augmented = (
-        jnp.zeros((n + 2, n + 2)).at[:n, :n].set(matrix).at[:n, n].set(b).at[n, n + 1].set(1.0)
-    )
-    lengths = jnp.diff(times)
-    smallest = jnp.clip(resolution / jnp.where(lengths > 0, lengths, 1.0), 1e-12, 1.0 / substeps)
-    nodes = jnp.concatenate(
+
+    drive: Float[Array, "pieces m nodes+1"]  # u at the nodes, then integral u dt, per unit a_m
+    carry: Float[Array, "pieces n nodes+1"]  # ... per unit z0
+    steps: Float[Array, "pieces intervals"]
+    final_drive: Float[Array, "m n"]  # z at the end per unit a_m
+    final_carry: Float[Array, "n n"]  # ... per unit z0
+
+    def __call__(
+        self,
+        nonlinearity: AbstractNonlinearity,
+        amplitudes: Float[Array, "m ..."],
+        z0: Float[Array, "... n"],
+    ) -> tuple[Float[Array, "... n"], Float[Array, "..."]]:
+        """(z at the end of the cycle, integral of g(u) over it) for the amplitudes a_m of
+        the shapes (first axis) and the initial memory states z0 (last axis)."""
+
+        def piece(total, inputs):
+            drive, carry, steps = inputs
+            u = jnp.tensordot(amplitudes, drive, axes=(0, 0)) + z0 @ carry
+            return total + nonlinearity.integral(u[..., :-1], steps, u[..., -1]), None
+
+        total, _ = jax.lax.scan(
+            piece, jnp.zeros(amplitudes.shape[1:]), (self.drive, self.carry, self.steps)
+        )
+        final = jnp.tensordot(amplitudes, self.final_drive, axes=(0, 0)) + z0 @ self.final_carry
+        return final, total
+
+
+def cycle_response(
+    memory: AbstractLinearMemory,
+    times: Float[ArrayLike, " k"],
+    shapes: Float[ArrayLike, "k m"],
+    resolution: float,
+    substeps: int = 6,
+) -> CycleResponse:
+    """The ``CycleResponse`` of ``memory`` to shapes known at the knot ``times`` (linear in
+    between; equal times make a jump) over [times[0], times[-1]].
+
+    Each piece between knots is cut into ``substeps`` intervals, geometrically graded from
+    ``resolution`` (a fraction of the memory's time scale, where the transient after a corner
+    lives) up to the piece length. u and z at the nodes come from the matrix exponential of
+    the augmented system d(z, s, s', q)/dt = (M z + b s, s', 0, u), so only the integral of
+    g(u) - u between nodes (exact for u linear between them) approximates.
+    """
+    times = np.asarray(times, dtype=float)
+    shapes = jnp.asarray(shapes, dtype=float)
+    lengths = np.diff(times)
+    if np.any(lengths < 0):
+        raise ValueError("cycle_response needs non-decreasing knot times.")
+    safe = np.where(lengths > 0, lengths, 1.0)
+    smallest = np.clip(resolution / safe, 1e-12, 1.0 / substeps)
+    fractions = np.concatenate(
         [
-            jnp.zeros((lengths.shape[0], 1)),
-            smallest[:, None] ** (1 - jnp.arange(substeps) / (substeps - 1))[None, :],
+            np.zeros((len(lengths), 1)),
+            smallest[:, None] ** (1 - np.arange(substeps) / (substeps - 1)),
         ],
         axis=1,
     )
-    steps = lengths[:, None] * jnp.diff(nodes, axis=1)  # (pieces, substeps)
-    propagators = jax.vmap(jax.vmap(lambda h: jax.scipy.linalg.expm(augmented * h)))(steps)
-    expand = (-1,) + (1,) * (values.ndim - 1)
-    safe = jnp.where(lengths > 0, lengths, 1.0).reshape(expand)
-    slopes = jnp.where((lengths > 0).reshape(expand), jnp.diff(values, axis=0) / safe, 0.0)
+    offsets = lengths[:, None] * fractions  # node times within each piece
+    state_space = memory.state_space()
+    # e^{A h} = (e^{A h / 2^k})^(2^k), with |A h| / 2^k small enough for the Pade approximant
+    entries = max(float(np.max(np.abs(part), initial=0.0)) for part in state_space)
+    scale = max(entries, 1.0) * (1 + float(np.max(offsets)))
+    squarings = max(0, math.ceil(math.log2(scale / 1e3)))
+    outputs, final = _unit_responses(state_space, offsets, shapes, safe, squarings)
+    kept = lengths > 0  # a jump contributes nothing to the integral
+    m = shapes.shape[1]
+    return CycleResponse(
+        outputs[kept, :m], outputs[kept, m:], jnp.diff(offsets[kept], axis=1), final[:m], final[m:]
+    )
 
-    def output(y):
-        return y[..., :n] @ c + d * y[..., n]
 
-    def substep(state, inputs):
-        y, total = state
-        propagator, step = inputs
-        following = y @ propagator.T
-        total = total + 0.5 * step * (nonlinearity(output(y)) + nonlinearity(output(following)))
-        return (following, total), None
+@functools.partial(jax.jit, static_argnums=4)
+def _unit_responses(state_space, offsets, shapes, lengths, squarings):
+    """u at the nodes then integral u dt (pieces, m + n, nodes + 1) and the final state
+    (m + n, n) for each unit input: the m shapes with z0 = 0, then each unit z0 with no
+    current. The augmented state is (z, s, s', q) with dq/dt = u, q = 0 at each piece start."""
+    matrix, b, c, d = state_space
+    n, m = matrix.shape[0], shapes.shape[1]
+    augmented = (
+        jnp.zeros((n + 3, n + 3))
+        .at[:n, :n]
+        .set(matrix)
+        .at[:n, n]
+        .set(b)
+        .at[n, n + 1]
+        .set(1.0)
+        .at[n + 2, :n]
+        .set(c)
+        .at[n + 2, n]
+        .set(d)
+    )
 
-    def piece(carry, inputs):
-        z, total = carry
-        propagator, step, start, slope = inputs
-        y = jnp.concatenate([z, (start - memory.setpoint)[..., None], slope[..., None]], axis=-1)
-        (y, total), _ = jax.lax.scan(substep, (y, total), (propagator, step))
-        return (y[..., :n], total), None
+    def propagator(h):
+        small = jax.scipy.linalg.expm(augmented * h / 2**squarings)
+        return jax.lax.fori_loop(0, squarings, lambda _, p: p @ p, small)
 
-    total0 = jnp.zeros(values.shape[1:])
-    (z, total), _ = jax.lax.scan(piece, (z0, total0), (propagators, steps, values[:-1], slopes))
-    return z, total
+    propagators = jax.vmap(jax.vmap(propagator))(offsets)
+    pieces = offsets.shape[0]
+    starts = jnp.concatenate([shapes[:-1], jnp.zeros((pieces, n))], axis=1)
+    slopes = jnp.concatenate(
+        [jnp.diff(shapes, axis=0) / lengths[:, None], jnp.zeros((pieces, n))], axis=1
+    )
+
+    def piece(z, inputs):
+        propagator, start, slope = inputs  # (nodes, n+3, n+3), (m+n,), (m+n,)
+        y = jnp.concatenate([z, start[:, None], slope[:, None], jnp.zeros((m + n, 1))], axis=1)
+        states = jnp.einsum("rj,sij->sri", y, propagator)  # (nodes, m+n, n+3)
+        u = states[..., :n] @ c + d * states[..., n]
+        return states[-1, :, :n], jnp.concatenate([u.T, states[-1, :, n + 2 :]], axis=1)
+
+    z0 = jnp.concatenate([jnp.zeros((m, n)), jnp.eye(n)])
+    final, outputs = jax.lax.scan(piece, z0, (propagators, starts, slopes))
+    return outputs, final
