@@ -558,7 +558,7 @@ def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycle
 
     def cycle(carry, cycle_sign):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
-        # inputs came in: the current is then continuous from cycle to cycle
+        # inputs came in, and again under the updated parameters
         z, w, free = carry
         k, sign = cycle_sign
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
@@ -571,10 +571,9 @@ def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycle
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
         free_current = network.batch_current(free, w, inputs)
         nudged_currents = jax.vmap(lambda x: network.batch_current(x, w, inputs))(nudged)
-        free_next = jax.vmap(lambda i: network.equilibrium(w, i))(following)
-        switch = jax.tree.map(
-            jnp.subtract, network.batch_current(free_next, w, following), free_current
-        )
+        arriving = jax.vmap(lambda i: network.equilibrium(w, i))(following)
+        arriving_current = network.batch_current(arriving, w, following)
+        switch = jax.tree.map(jnp.subtract, arriving_current, free_current)
 
         def propagate(syn, response, z_, free_s, nudged_s, switch_s):
             # amplitudes of the shapes: level currents relative to the setpoint, then the blend
@@ -582,10 +581,18 @@ def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycle
             return response(syn.nonlinearity, jnp.concatenate([levels_s, switch_s[None]]), z_)
 
         propagated = _each(propagate, synapse, responses, z, free_current, nudged_currents, switch)
-        z_new = _each(lambda _, p: p[0], synapse, propagated)
         w_new = network.project(
             _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
         )
+        # the network settles under the new parameters; their change is slow next to the
+        # memory (weights move little per cycle), which follows the current it causes
+        free_next = jax.vmap(lambda i, x: network.equilibrium(w_new, i, None, x))(
+            following, arriving
+        )
+        drift = jax.tree.map(
+            jnp.subtract, network.batch_current(free_next, w_new, following), arriving_current
+        )
+        z_new = _each(lambda syn, p, d: syn.memory.follow(p[0], d), synapse, propagated, drift)
         record = _record(network, rule, w, inputs, targets, free)
         return (z_new, w_new, free_next), record
 

@@ -92,15 +92,19 @@ class TrainConfig:
     seed: int = _field(0, "seed of the task split, the parameter init and the batch order")
     tcl_drive: str = _field("ep", f"tcl: the perturbation the sawtooth drives, one of {DRIVES}")
     tau_fast: float = _field(1.0, "tcl: fast ramp of the nudge, 0 -> beta (or eta)")
-    tau_slow: float = _field(99.0, "tcl: slow ramp back to the free state")
+    tau_slow: float = _field(
+        9999.0, "tcl: slow ramp back to the free state (learning range tau_slow / tau_fast)"
+    )
     tau_rest: float = _field(
-        2000.0, "tcl: rest at zero nudge while the inputs move slowly to the next batch"
+        1e6,
+        "tcl: rest at zero nudge while the inputs move slowly to the next batch (long enough "
+        "for the switch to stay inside the dead zone; free in the quasi-static mode)",
     )
     tau_kernel: float = _field(0.05, "tcl: time scale of the E. coli memory kernel")
     threshold_scale: float = _field(
         10.0,
         "tcl: each tensor's dead-zone threshold is this times its initial rms contrast over "
-        "tau_slow (the contrastive regime spans rms/scale ... scale*rms)",
+        "tau_slow (contrasts from scale*rms*tau_fast/tau_slow to scale*rms learn)",
     )
 
     def __post_init__(self):

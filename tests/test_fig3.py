@@ -22,4 +22,4 @@ def test_tcl_trains_the_hopfield_network_as_well_as_ep(figure):
 def test_fig3_dataset_layout(figure):
     assert list(figure.rule.values) == ["tcl", "ep"]
     assert figure.train_error.dims == ("rule", "epoch") and figure.test_error.attrs["units"] == "1"
-    assert '"tau_slow": 99.0' in figure.attrs["config"]
+    assert '"tau_slow": 9999.0' in figure.attrs["config"]  # provenance of the protocol

@@ -4,6 +4,7 @@ self-describing; bad configurations are rejected."""
 
 import dataclasses
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -103,7 +104,6 @@ def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
 
 
 def test_example_files_map_onto_config():
-    import pathlib
     import tomllib
 
     files = sorted(pathlib.Path(__file__).parent.parent.glob("examples/*_*.toml"))
@@ -140,6 +140,20 @@ def test_persistent_states_carry_the_relaxation_across_epochs():
     for got, want, first in zip(states, expected, single, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-14)
     assert max(float(jnp.abs(a - b).max()) for a, b in zip(expected, single, strict=True)) > 1e-3
+
+
+def test_tcl_regression_reaches_the_coupled_learning_loss():
+    """The resistor regression of examples/resistor_tcl.toml: TCL (sawtooth clamp with random
+    sign, E. coli memory, dead zone) ends within 10% of coupled learning's test loss."""
+    examples = pathlib.Path(__file__).parent.parent / "examples"
+    losses = {
+        name: train(
+            experiments.parse((examples / f"resistor_{name}.toml").read_text()), progress=False
+        )["test_loss"].values
+        for name in ("tcl", "cpl")
+    }
+    assert losses["cpl"][-1] < 1e-3 * losses["cpl"][0]
+    assert losses["tcl"][-1] <= 1.1 * losses["cpl"][-1], (losses["tcl"][-1], losses["cpl"][-1])
 
 
 def test_tcl_rule_trains_through_simulate():

@@ -61,6 +61,14 @@ class AbstractLinearMemory(AbstractMemory):
             "...,k->...k", jnp.asarray(s) - self.setpoint, jnp.linalg.solve(matrix, b)
         )
 
+    def follow(
+        self, z: Float[Array, "... n"], shift: Float[ArrayLike, "..."]
+    ) -> Float[Array, "... n"]:
+        """The state after the current has drifted by ``shift`` slowly enough for the memory
+        to follow (adiabatically): z - M^{-1} b shift, the change of the steady state."""
+        matrix, b, _, _ = self.state_space()
+        return z - jnp.einsum("...,k->...k", jnp.asarray(shift), jnp.linalg.solve(matrix, b))
+
     def kernel(self) -> StateSpaceKernel:
         matrix, b, c, d = self.state_space()
         return StateSpaceKernel(matrix, b, c, d)
