@@ -156,6 +156,15 @@ def test_tcl_regression_reaches_the_coupled_learning_loss():
     assert losses["tcl"][-1] <= 1.1 * losses["cpl"][-1], (losses["tcl"][-1], losses["cpl"][-1])
 
 
+def test_tcl_trains_the_elastic_allostery():
+    """examples/elastic_tcl.toml at 12 epochs: the clamp-driven sawtooth lowers the allostery
+    loss more than 100-fold."""
+    examples = pathlib.Path(__file__).parent.parent / "examples"
+    config = experiments.parse((examples / "elastic_tcl.toml").read_text())
+    loss = train(dataclasses.replace(config, epochs=12), progress=False)["test_loss"].values
+    assert loss[-1] < 0.01 * loss[0], loss
+
+
 def test_tcl_rule_trains_through_simulate():
     """rule = "tcl": the sawtooth drives the CpL clamp, E. coli memory synapses learn in time;
     the regression loss falls by more than an order of magnitude in a few epochs."""
