@@ -518,8 +518,8 @@ def _record(network, rule, w, inputs, targets, free):
 
 def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     """Times within one cycle where the current is known (corners, crossings of the nudge
-    levels, the blend start), the protocol value there, the matrix that interpolates the
-    level currents onto them, and the blend weight."""
+    levels, the blend start), the matrix that interpolates the level currents onto them, the
+    blend weight there, and the corners (where the current's slope changes much)."""
     period = float(protocol.period)
     corners = np.unique(
         np.concatenate([protocol.corners(), [0.0], [(1 - blend) * period] if blend > 0 else []])
@@ -549,7 +549,7 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
         if blend > 0
         else np.zeros(len(times))
     )
-    return np.asarray(times), weights, ramp
+    return np.asarray(times), weights, ramp, corners
 
 
 @eqx.filter_jit
@@ -655,11 +655,11 @@ def _quasistatic(
     chunk=25,
 ):
     period = float(protocol.period)
-    times, weights, ramp = _knots(protocol, levels, schedule.blend)
+    times, weights, ramp, corners = _knots(protocol, levels, schedule.blend)
     shapes = np.concatenate([weights, ramp[:, None]], axis=1)
     responses = _each(
         lambda syn: cycle_response(
-            syn.memory, times, shapes, syn.memory.kernel().timescale / 8, substeps
+            syn.memory, times, shapes, syn.memory.kernel().timescale / 8, substeps, corners
         ),
         synapse,
     )

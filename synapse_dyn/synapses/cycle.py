@@ -205,7 +205,9 @@ class CycleResponse(eqx.Module):
 
         def piece(total, inputs):
             drive, carry, steps = inputs
-            u = jnp.tensordot(amplitudes, drive, axes=(0, 0)) + z0 @ carry
+            # sums of broadcast products rather than a skinny matrix product: one fused loop
+            u = sum(jnp.multiply.outer(a, row) for a, row in zip(amplitudes, drive, strict=True))
+            u = u + sum(jnp.multiply.outer(z0[..., j], row) for j, row in enumerate(carry))
             return total + nonlinearity.integral(u[..., :-1], steps, u[..., -1]), None
 
         total, _ = jax.lax.scan(
@@ -221,51 +223,75 @@ def cycle_response(
     shapes: Float[ArrayLike, "k m"],
     resolution: float,
     substeps: int = 6,
+    corners: Float[ArrayLike, " c"] | None = None,
 ) -> CycleResponse:
     """The ``CycleResponse`` of ``memory`` to shapes known at the knot ``times`` (linear in
     between; equal times make a jump) over [times[0], times[-1]].
 
-    Each piece between knots is cut into ``substeps`` intervals, geometrically graded from
-    ``resolution`` (a fraction of the memory's time scale, where the transient after a corner
-    lives) up to the piece length. u and z at the nodes come from the matrix exponential of
-    the augmented system d(z, s, s', q)/dt = (M z + b s, s', 0, u), so only the integral of
-    g(u) - u between nodes (exact for u linear between them) approximates.
+    The quadrature nodes: ``substeps`` intervals from each of the ``corners`` (default: every
+    knot) to the next, geometrically graded from ``resolution`` (a fraction of the memory's
+    time scale, where the transient after a corner lives). u at the nodes is exact whatever
+    knots lie between them: the memory is propagated through every knot and node by matrix
+    exponentials of the augmented system d(z, s, s', q)/dt = (M z + b s, s', 0, u), so only
+    the integral of g(u) - u between nodes (exact for u linear between them) approximates.
+    Give as corners the times where the current's slope changes much (a protocol's corners),
+    not the small kinks between them, to spend the nodes where the transients are.
     """
     times = np.asarray(times, dtype=float)
-    shapes = jnp.asarray(shapes, dtype=float)
-    lengths = np.diff(times)
-    if np.any(lengths < 0):
-        raise ValueError("cycle_response needs non-decreasing knot times.")
-    safe = np.where(lengths > 0, lengths, 1.0)
-    smallest = np.clip(resolution / safe, 1e-12, 1.0 / substeps)
-    fractions = np.concatenate(
-        [
-            np.zeros((len(lengths), 1)),
-            smallest[:, None] ** (1 - np.arange(substeps) / (substeps - 1)),
-        ],
-        axis=1,
+    values = np.asarray(shapes, dtype=float)
+    if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) < 0):
+        raise ValueError("cycle_response needs at least two non-decreasing knot times.")
+    if np.ptp(times) <= 0:
+        raise ValueError("cycle_response needs knot times spanning a positive duration.")
+    marks = times if corners is None else np.asarray(corners, dtype=float)
+    starts = np.unique(np.append(marks[(marks > times[0]) & (marks < times[-1])], times[0]))
+    ends = np.append(starts[1:], times[-1])
+    spans = ends - starts
+    smallest = np.clip(resolution / spans, 1e-12, 1.0 / substeps)
+    fractions = smallest[:, None] ** (1 - np.arange(substeps) / (substeps - 1))
+    nodes = starts[:, None] + spans[:, None] * np.concatenate(
+        [np.zeros((len(spans), 1)), fractions[:, :-1], np.ones((len(spans), 1))], axis=1
     )
-    offsets = lengths[:, None] * fractions  # node times within each piece
+    nodes[:, -1] = ends
+
+    # the evaluation grid: every knot and node; each interval lies within one knot piece
+    grid = np.unique(np.concatenate([times, nodes.ravel()]))
+    piece = np.clip(np.searchsorted(times, grid[:-1], side="right") - 1, 0, len(times) - 2)
+    length = np.where(times[piece + 1] > times[piece], times[piece + 1] - times[piece], 1.0)
+    slope = (values[piece + 1] - values[piece]) / length[:, None]
+    start_value = values[piece] + (grid[:-1] - times[piece])[:, None] * slope
+    steps = np.diff(grid)
+
     state_space = memory.state_space()
     # e^{A h} = (e^{A h / 2^k})^(2^k), with |A h| / 2^k small enough for the Pade approximant
     entries = max(float(np.max(np.abs(part), initial=0.0)) for part in state_space)
-    scale = max(entries, 1.0) * (1 + float(np.max(offsets)))
-    squarings = max(0, math.ceil(math.log2(scale / 1e3)))
-    outputs, final = _unit_responses(state_space, offsets, shapes, safe, squarings)
-    kept = lengths > 0  # a jump contributes nothing to the integral
-    m = shapes.shape[1]
+    squarings = max(0, math.ceil(math.log2(max(entries, 1.0) * (1 + steps.max()) / 1e3)))
+    u_start, u_end, areas, final = _unit_responses(
+        state_space, steps, start_value, slope, squarings
+    )
+    # node j of a stretch: the right limit at its start, then left limits at interval ends
+    index = np.searchsorted(grid, nodes)
+    at_nodes = jnp.concatenate([u_start[:, index[:, :1]], u_end[:, index[:, 1:] - 1]], axis=2)
+    cumulative = jnp.concatenate([jnp.zeros((areas.shape[0], 1)), jnp.cumsum(areas, axis=1)], 1)
+    stretch_areas = cumulative[:, index[:, -1]] - cumulative[:, index[:, 0]]
+    outputs = jnp.concatenate([at_nodes, stretch_areas[:, :, None]], axis=2)  # (m+n, c, nodes+1)
+    m = values.shape[1]
     return CycleResponse(
-        outputs[kept, :m], outputs[kept, m:], jnp.diff(offsets[kept], axis=1), final[:m], final[m:]
+        jnp.moveaxis(outputs[:m], 0, 1),
+        jnp.moveaxis(outputs[m:], 0, 1),
+        jnp.asarray(np.diff(nodes, axis=1)),
+        final[:m],
+        final[m:],
     )
 
 
 @functools.partial(jax.jit, static_argnums=4)
-def _unit_responses(state_space, offsets, shapes, lengths, squarings):
-    """u at the nodes then integral u dt (pieces, m + n, nodes + 1) and the final state
-    (m + n, n) for each unit input: the m shapes with z0 = 0, then each unit z0 with no
-    current. The augmented state is (z, s, s', q) with dq/dt = u, q = 0 at each piece start."""
+def _unit_responses(state_space, steps, start_values, slopes, squarings):
+    """For each unit input (the m shapes with z0 = 0, then each unit z0 with no current) and
+    each grid interval: u at its start (right limit) and end (left limit), integral u dt over
+    it, and the final state (m + n, n). The augmented state is (z, s, s', q), dq/dt = u."""
     matrix, b, c, d = state_space
-    n, m = matrix.shape[0], shapes.shape[1]
+    n, m = matrix.shape[0], start_values.shape[1]
     augmented = (
         jnp.zeros((n + 3, n + 3))
         .at[:n, :n]
@@ -284,20 +310,21 @@ def _unit_responses(state_space, offsets, shapes, lengths, squarings):
         small = jax.scipy.linalg.expm(augmented * h / 2**squarings)
         return jax.lax.fori_loop(0, squarings, lambda _, p: p @ p, small)
 
-    propagators = jax.vmap(jax.vmap(propagator))(offsets)
-    pieces = offsets.shape[0]
-    starts = jnp.concatenate([shapes[:-1], jnp.zeros((pieces, n))], axis=1)
-    slopes = jnp.concatenate(
-        [jnp.diff(shapes, axis=0) / lengths[:, None], jnp.zeros((pieces, n))], axis=1
+    intervals = steps.shape[0]
+    inputs = (
+        jax.vmap(propagator)(steps),
+        jnp.concatenate([start_values, jnp.zeros((intervals, n))], axis=1),
+        jnp.concatenate([slopes, jnp.zeros((intervals, n))], axis=1),
     )
 
-    def piece(z, inputs):
-        propagator, start, slope = inputs  # (nodes, n+3, n+3), (m+n,), (m+n,)
+    def interval(z, inputs):
+        propagator, start, slope = inputs  # (n+3, n+3), (m+n,), (m+n,)
         y = jnp.concatenate([z, start[:, None], slope[:, None], jnp.zeros((m + n, 1))], axis=1)
-        states = jnp.einsum("rj,sij->sri", y, propagator)  # (nodes, m+n, n+3)
-        u = states[..., :n] @ c + d * states[..., n]
-        return states[-1, :, :n], jnp.concatenate([u.T, states[-1, :, n + 2 :]], axis=1)
+        end = y @ propagator.T
+        u_start = z @ c + d * start
+        u_end = end[:, :n] @ c + d * end[:, n]
+        return end[:, :n], (u_start, u_end, end[:, n + 2])
 
     z0 = jnp.concatenate([jnp.zeros((m, n)), jnp.eye(n)])
-    final, outputs = jax.lax.scan(piece, z0, (propagators, starts, slopes))
-    return outputs, final
+    final, (u_start, u_end, areas) = jax.lax.scan(interval, z0, inputs)
+    return u_start.T, u_end.T, areas.T, final
