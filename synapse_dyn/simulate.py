@@ -161,6 +161,7 @@ class TCLRun(eqx.Module):
     accuracy: Float[Array, " cycles"]
     energy: Float[Array, " cycles"]
     parameter_norm: Float[Array, " cycles"]
+    update_norm: Float[Array, " cycles"]  # |w_(k+1) - w_k|, the parameter change of the cycle
     state: tuple
     t1: float
 
@@ -506,14 +507,17 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
         )
 
 
-def _record(network, rule, w, inputs, targets, free):
-    """Free-state loss, accuracy, energy (batch means) and parameter norm."""
+def _record(network, rule, w, inputs, targets, free, w_next):
+    """Free-state loss, accuracy, energy (batch means), parameter norm and the norm of the
+    cycle's parameter change."""
     outputs = jax.vmap(network.output)(free)
     loss = jax.vmap(rule.cost)(outputs, targets)
     correct = jnp.argmax(outputs, axis=-1) == jnp.argmax(targets, axis=-1)
     energy = jax.vmap(lambda x, i: network.energy(x, w, i))(free, inputs)
     norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(w)))
-    return jnp.stack([jnp.mean(loss), jnp.mean(correct), jnp.mean(energy), norm])
+    change = jax.tree.leaves(jax.tree.map(jnp.subtract, w_next, w))
+    update = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in change))
+    return jnp.stack([jnp.mean(loss), jnp.mean(correct), jnp.mean(energy), norm, update])
 
 
 def _knots(protocol: AbstractProtocol, levels: int, blend: float):
@@ -593,7 +597,7 @@ def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycle
             jnp.subtract, network.batch_current(free_next, w_new, following), arriving_current
         )
         z_new = _each(lambda syn, p, d: syn.memory.follow(p[0], d), synapse, propagated, drift)
-        record = _record(network, rule, w, inputs, targets, free)
+        record = _record(network, rule, w, inputs, targets, free, w_new)
         return (z_new, w_new, free_next), record
 
     return jax.lax.scan(cycle, carry, (cycles, signs))
@@ -728,13 +732,15 @@ def _relax(
     )
     xs, zs, ws = solution.ys
 
-    def record(k, w_k):
+    def record(k, w_k, w_next):
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         free = jax.vmap(lambda i: network.equilibrium(w_k, i))(inputs)
-        return _record(network, rule, w_k, inputs, targets, free)
+        return _record(network, rule, w_k, inputs, targets, free, w_next)
 
     cycles = jnp.arange(first, first + n_cycles)
-    records = jax.vmap(record)(cycles, jax.tree.map(lambda a: a[:-1], ws))
+    records = jax.vmap(record)(
+        cycles, jax.tree.map(lambda a: a[:-1], ws), jax.tree.map(lambda a: a[1:], ws)
+    )
     final = jax.tree.map(lambda a: a[-1], (xs, zs, ws))
     return TCLRun(starts[:-1], *np.asarray(records).T, final, t1)
 

@@ -183,6 +183,14 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
     np.testing.assert_allclose(
         jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12
     )
+    np.testing.assert_allclose(resumed.update_norm, whole.update_norm[15:], rtol=1e-9)
+    moved = jnp.sqrt(
+        sum(
+            jnp.sum((a - b) ** 2)
+            for a, b in zip(jax.tree.leaves(whole.state[2]), jax.tree.leaves(w), strict=True)
+        )
+    )
+    assert 0 < float(moved) <= np.sum(whole.update_norm) * (1 + 1e-12)
     exploding = Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e300)
     with pytest.raises(SimulationError, match=r"diverged in cycles? [\d-]+ \(t = .*saved in"):
         simulate(
