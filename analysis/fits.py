@@ -6,7 +6,7 @@ are s1, s1 + c2 and s1 + c2 + c3. For fixed breakpoints the fit is linear least 
 (a, s1, c2, c3) whose 4x4 normal equations are assembled in O(1) from tail sums of
 1, x, x^2, y, x y beyond each breakpoint, so thousands of breakpoint pairs per curve cost
 little. The breakpoints are found by a search over data points, then refined continuously
-by successive local grids.
+by successive local grids around the best few pairs.
 """
 
 import equinox as eqx
@@ -15,6 +15,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from synapse_dyn._checks import require_finite
+
+STARTS = 8  # local refinements from the best coarse breakpoint pairs
 
 
 class ThreeSegmentFit(eqx.Module):
@@ -68,26 +70,35 @@ def _fit_one(x, y, coarse: int, refinements: int):
     total_yy = jnp.sum(y**2)
     residual = jax.vmap(lambda b1, b2: _solve(x, tails, total_yy, b1, b2)[1])
 
-    # coarse search over pairs of data points (b1 < b2), then shrinking local grids
+    # coarse search over pairs of data points (b1 < b2), then shrinking local grids around
+    # the best few pairs (the residual is not convex in the breakpoints)
     candidates = x[1:-1:coarse]
     b1, b2 = jnp.meshgrid(candidates, candidates, indexing="ij")
     sse = jnp.where(b1 < b2, residual(b1.ravel(), b2.ravel()).reshape(b1.shape), jnp.inf)
-    i, j = jnp.unravel_index(jnp.argmin(sse), sse.shape)
-    best = jnp.stack([candidates[i], candidates[j]])
-    step = coarse * (x[-1] - x[0]) / (x.shape[0] - 1)
+    _, flat = jax.lax.top_k(-sse.ravel(), min(STARTS, sse.size))
+    i, j = jnp.unravel_index(flat, sse.shape)
     offsets = jnp.linspace(-1.0, 1.0, 9)
-    for _ in range(refinements):
-        trial1, trial2 = jnp.meshgrid(
-            best[0] + step * offsets, best[1] + step * offsets, indexing="ij"
-        )
-        trial1 = jnp.clip(trial1, x[0], x[-1])
-        trial2 = jnp.clip(trial2, x[0], x[-1])
-        sse = jnp.where(
-            trial1 < trial2, residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape), jnp.inf
-        )
-        i, j = jnp.unravel_index(jnp.argmin(sse), sse.shape)
-        best = jnp.stack([trial1[i, j], trial2[i, j]])
-        step = step / 4
+
+    def refine(start):
+        best, step = start, coarse * (x[-1] - x[0]) / (x.shape[0] - 1)
+        for _ in range(refinements):
+            trial1, trial2 = jnp.meshgrid(
+                best[0] + step * offsets, best[1] + step * offsets, indexing="ij"
+            )
+            trial1 = jnp.clip(trial1, x[0], x[-1])
+            trial2 = jnp.clip(trial2, x[0], x[-1])
+            sse = jnp.where(
+                trial1 < trial2,
+                residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape),
+                jnp.inf,
+            )
+            k, m = jnp.unravel_index(jnp.argmin(sse), sse.shape)
+            best = jnp.stack([trial1[k, m], trial2[k, m]])
+            step = step / 2
+        return best, jnp.min(sse)
+
+    ends, errors = jax.vmap(refine)(jnp.stack([candidates[i], candidates[j]], axis=1))
+    best = ends[jnp.argmin(errors)]
     coeffs, sse = _solve(x, tails, total_yy, best[0], best[1])
     a, s1, c2, c3 = coeffs
     slopes = jnp.stack([s1, s1 + c2, s1 + c2 + c3])
@@ -100,7 +111,7 @@ def _fit_many(x, y, coarse, refinements):
 
 
 def fit_three_segments(
-    x: Float[Array, " n"], y: Float[Array, "... n"], coarse: int = 4, refinements: int = 6
+    x: Float[Array, " n"], y: Float[Array, "... n"], coarse: int = 4, refinements: int = 10
 ) -> ThreeSegmentFit:
     """Least-squares continuous three-segment piecewise-linear fit of every curve y[..., :]
     over the common abscissae x (strictly increasing, at least 8 points)."""
