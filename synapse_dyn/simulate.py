@@ -223,7 +223,8 @@ def simulate(
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
       between them, and the linear memory is propagated exactly (``cycle_response``: matrix
       exponentials, once per configuration), the weights integrating g(u) with ``substeps``
-      graded intervals per piece (docs/tcl.md for the accuracy). Parameters are projected
+      graded intervals per stretch between the protocol's corners (docs/tcl.md for the
+      accuracy). Parameters are projected
       onto their physical range after every cycle. With ``checkpoint=PATH`` the state is
       saved every 25 cycles (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` to
       resume); if a variable turns non-finite the run stops naming it, the cycle and time,

@@ -12,6 +12,10 @@ Two independent routes:
   amplitudes costs O(N log N + n_A log N) instead of O(n_A N).
 * ``cycle_update_ode``: integrate the memory ODE and the weight together with diffrax, the
   protocol's corners declared to the step-size controller.
+
+For many synapses driven by combinations of the same piecewise-linear current shapes (the
+network simulation), ``cycle_response`` precomputes the exact linear response once and
+``CycleResponse`` applies it per cycle.
 """
 
 import functools
