@@ -5,7 +5,7 @@ phase's batch-mean current as one contraction; the TCL cycle adds levels - 1 per
 relaxations and, per synapse, the exact memory propagation with g integrated on
 (substeps + 1) nodes per piece (docs/tcl.md).
 
-    python benchmarks/bench_tcl.py [--cycles 40] [--mnist PATH]
+    python benchmarks/bench_tcl.py [--cycles 200] [--mnist PATH]
 
 With --mnist, also the wall time per epoch of full-size Fig. 3 (784-500-10, 10,000 images,
 batch 20) on this machine, extrapolated from the timed cycles.
@@ -62,7 +62,7 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--mnist", help="path of a local mnist.npz")
     args = parser.parse_args()
     print(f"device: {jax.devices()[0].platform}")
