@@ -73,6 +73,16 @@ class Schedule(eqx.Module):
             )
         require_in_range("Schedule blend", self.blend, 0.0, 1.0, closed=(True, False))
 
+    @classmethod
+    def from_task(cls, task, batch_size: int = 1, blend: float = 0.5, seed: int | None = None):
+        """The training split of a ``synapse_dyn.tasks.Task``, shuffled once by ``seed``
+        (None: in order)."""
+        order = np.arange(len(task.x_train))
+        if seed is not None:
+            order = np.random.default_rng(seed).permutation(order)
+        inputs, targets = jnp.asarray(task.x_train)[order], jnp.asarray(task.y_train)[order]
+        return cls(inputs, targets, batch_size, blend)
+
     def rows(self, cycle):
         n = self.inputs.shape[0]
         return (cycle * self.batch_size + jnp.arange(self.batch_size)) % n

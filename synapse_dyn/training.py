@@ -229,7 +229,7 @@ class _TCL:
     """Epochs of TCL training through ``simulate`` (quasi-static network, one mini-batch per
     cycle of sawtooth + rest, E. coli memory synapses with per-tensor thresholds)."""
 
-    def __init__(self, config, network, w, x, y, rule):
+    def __init__(self, config, network, w, task, rule):
         from protocols import Constant, Repeat, Sawtooth, Sequence
         from synapse_dyn.simulate import Schedule
 
@@ -240,11 +240,10 @@ class _TCL:
         self.period = sawtooth.period + config.tau_rest
         segments = Sequence([sawtooth, Constant(0.0)], [sawtooth.period, config.tau_rest])
         self.protocol = Repeat(segments, self.period)
-        order = np.random.default_rng(config.seed).permutation(len(x))
         blend = config.tau_rest / self.period
-        self.schedule = Schedule(x[order], y[order], config.batch_size, blend=blend)
-        self.cycles = len(x) // config.batch_size
-        first = (x[: config.batch_size], y[: config.batch_size])
+        self.schedule = Schedule.from_task(task, config.batch_size, blend, seed=config.seed)
+        self.cycles = len(task.x_train) // config.batch_size
+        first = (task.x_train[: config.batch_size], task.y_train[: config.batch_size])
         explicit = rules.update(network, w, first, rule, key=jax.random.key(0))
         scale = config.threshold_scale / config.tau_slow
         self.thresholds = jax.tree.map(
@@ -368,7 +367,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     if config.persistent:
         states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
     history = [metrics(network, w, task, cost)]
-    tcl = _TCL(config, network, w, x, y, rule) if config.rule == "tcl" else None
+    tcl = _TCL(config, network, w, task, rule) if config.rule == "tcl" else None
     bar = tqdm(
         range(config.epochs),
         desc=f"{config.substrate}/{config.rule}/{config.task}",

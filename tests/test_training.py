@@ -156,6 +156,17 @@ def test_tcl_regression_reaches_the_coupled_learning_loss():
     assert losses["tcl"][-1] <= 1.1 * losses["cpl"][-1], (losses["tcl"][-1], losses["cpl"][-1])
 
 
+def test_schedule_from_task_presents_the_shuffled_training_split():
+    from synapse_dyn.simulate import Schedule
+    from synapse_dyn.tasks import linear_regression
+
+    task = linear_regression(np.eye(2), 12, 4, seed=0)
+    schedule = Schedule.from_task(task, batch_size=4, seed=3)
+    order = np.random.default_rng(3).permutation(12)
+    np.testing.assert_array_equal(schedule.inputs, task.x_train[order])
+    np.testing.assert_array_equal(schedule.targets[schedule.rows(1)], task.y_train[order[4:8]])
+
+
 def test_tcl_trains_the_elastic_allostery():
     """examples/elastic_tcl.toml at 12 epochs: the clamp-driven sawtooth lowers the allostery
     loss more than 100-fold."""
