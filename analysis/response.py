@@ -103,7 +103,7 @@ def response_curves(
         starts, desc="response curves", unit="chunk", disable=not progress or len(starts) < 2
     ):
         index = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-        g, s = jax.tree.map(lambda a: a[index], (nonlinearity, shape))
+        g, s = jax.tree.map(lambda a, rows=index: a[rows], (nonlinearity, shape))
         update, regime = _curves(kernel, g, s, amplitudes, mean, n_grid, n_wraps)
         keep = min(chunk, n - start)
         updates.append(np.asarray(update)[:keep])
@@ -116,7 +116,8 @@ def response_curves(
             update,
             {
                 "units": "current x time",
-                "long_name": "update per cycle, integral of g(u) dt (the weight moves by -alpha dw)",
+                "long_name": "update per cycle, integral of g(u) dt (the weight moves by "
+                "-alpha dw)",
             },
         ),
         "regime": (

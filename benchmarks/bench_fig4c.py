@@ -42,7 +42,8 @@ def main():
     ds = fig4c.compute(progress=True)
     ours = time.perf_counter() - start
     print(
-        f"fast path: full Fig. 4C, {ds.sizes['protocol']} protocols x {ds.sizes['amplitude']} amplitudes: {ours:.1f} s"
+        f"fast path: full Fig. 4C, {ds.sizes['protocol']} protocols x {ds.sizes['amplitude']} "
+        f"amplitudes: {ours:.1f} s"
     )
 
     rng = np.random.default_rng(0)
@@ -60,12 +61,14 @@ def main():
     total_samples = float((ds.tau_fast + ds.tau_slow).sum() / DT) * ds.sizes["amplitude"]
     baseline = np.mean(seconds_per_sample_time) * total_samples
     print(
-        f"direct convolution (authors' method): {np.mean(seconds_per_sample_time) * 10 / DT:.2f} s per amplitude at T = 10; "
+        "direct convolution (authors' method): "
+        f"{np.mean(seconds_per_sample_time) * 10 / DT:.2f} s per amplitude at T = 10; "
         f"full figure extrapolated: {baseline / 3600:.1f} h"
     )
     print(f"largest relative difference between the two methods on the sample: {max(errors):.1e}")
     print(
-        f"speed-up (baseline / fast path): {baseline / ours:.0f}x; target: full figure under 30 s -> {'met' if ours < 30 else 'NOT met'}"
+        f"speed-up (baseline / fast path): {baseline / ours:.0f}x; target: full figure under "
+        f"30 s -> {'met' if ours < 30 else 'NOT met'}"
     )
 
 

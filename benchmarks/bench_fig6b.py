@@ -41,7 +41,8 @@ def main():
     loop = (time.perf_counter() - start) / n_baseline * n
 
     print(
-        f"Fig. 6B: {n} kernels x {sweep.size} amplitudes, n_grid 2^13, on {jax.device_count()} {jax.default_backend()} device(s)"
+        f"Fig. 6B: {n} kernels x {sweep.size} amplitudes, n_grid 2^13, on {jax.device_count()} "
+        f"{jax.default_backend()} device(s)"
     )
     print(
         f"  vectorised compute (chunks of 250, incl. compile): {vectorised:7.2f} s  (target < 60 s)"
@@ -50,7 +51,8 @@ def main():
     print(f"  speed-up ratio loop / vectorised: {loop / vectorised:.2f}")
     learns = np.isfinite(ds.offset.values)
     print(
-        f"  kernels that learn: {learns.sum()} of {n}; Spearman(sigma, |offset|) = {fig6b.trend(ds).statistic:.3f}"
+        f"  kernels that learn: {learns.sum()} of {n}; Spearman(sigma, |offset|) = "
+        f"{fig6b.trend(ds).statistic:.3f}"
     )
 
 

@@ -67,7 +67,8 @@ def linear(side: int):
     reference = scipy_solve()
     for name, (ours, x) in timings.items():
         print(
-            f"linear  n={n:>7d}  {name:<12s} {ours * 1e3:9.2f} ms   scipy.sparse {theirs * 1e3:9.2f} ms   "
+            f"linear  n={n:>7d}  {name:<12s} {ours * 1e3:9.2f} ms   scipy.sparse "
+            f"{theirs * 1e3:9.2f} ms   "
             f"ratio {theirs / ours:6.2f}   max|dv| {np.abs(reference - x).max():.1e}"
         )
 
@@ -105,7 +106,8 @@ def diode(sizes, gain):
         np.abs(np.concatenate([np.asarray(g) for g in jax.grad(net.energy)(x, w, inputs)])).max()
     )
     print(
-        f"diode   nodes={sum(net.layer_sizes):>6d} resistors={sum(W.size for W in w['weights'])}  ours {ours * 1e3:8.1f} ms "
+        f"diode   nodes={sum(net.layer_sizes):>6d} "
+        f"resistors={sum(W.size for W in w['weights'])}  ours {ours * 1e3:8.1f} ms "
         f"({sweeps} sweeps)   ngspice op {theirs * 1e3:9.1f} ms   ratio {theirs / ours:7.1f}   "
         f"max|dv| {error:.1e} (forward drop {diode_forward_drop(current):.1e})"
     )

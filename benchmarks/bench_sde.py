@@ -76,17 +76,20 @@ def main():
     t_scan = best_of(lambda: scan_run(seeds))
     steps = n_samples * n_steps
     print(
-        f"noisy resistor network: {n_nodes} nodes, {n_samples} trajectories x {n_steps} steps, dt = {dt}"
+        f"noisy resistor network: {n_nodes} nodes, {n_samples} trajectories x {n_steps} steps, "
+        f"dt = {dt}"
     )
     print(
-        f"  lax.scan Euler-Maruyama baseline: {steps / t_scan:10.0f} trajectory-steps/s ({t_scan:.3f} s)"
+        f"  lax.scan Euler-Maruyama baseline: {steps / t_scan:10.0f} trajectory-steps/s "
+        f"({t_scan:.3f} s)"
     )
     for kind in ("virtual", "increments"):
         run = diffrax_run(kind)
         elapsed = best_of(lambda run=run: run(seeds))
         print(
             f"  langevin, Heun + Sekimoto heat, {kind:>10} Brownian path: {steps / elapsed:10.0f} "
-            f"trajectory-steps/s ({elapsed:.3f} s), ratio to the scan baseline {t_scan / elapsed:.3f}"
+            f"trajectory-steps/s ({elapsed:.3f} s), ratio to the scan baseline "
+            f"{t_scan / elapsed:.3f}"
         )
 
 

@@ -79,7 +79,8 @@ def main():
             )
             if args.mnist and sizes[0] == 784:
                 print(
-                    f"  full-size Fig. 3 epoch (500 cycles): TCL {500 * tcl:.0f} s, EP {500 * ep:.0f} s"
+                    f"  full-size Fig. 3 epoch (500 cycles): TCL {500 * tcl:.0f} s, EP "
+                    f"{500 * ep:.0f} s"
                 )
 
 

@@ -116,7 +116,8 @@ class TrainExperiment(TrainConfig):
         ]
         if "test_accuracy" in ds:
             summary.append(
-                f"test accuracy {float(ds.test_accuracy[0]):.3f} -> {float(final.test_accuracy):.3f}"
+                f"test accuracy {float(ds.test_accuracy[0]):.3f} -> "
+                f"{float(final.test_accuracy):.3f}"
             )
         return ds, learning_curves(ds), summary
 

@@ -299,7 +299,8 @@ def _thermal(noise, seed, dt, kind):
         return None
     if dt is None:
         raise ValueError(
-            "a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the fastest time scale)."
+            "a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the "
+            "fastest time scale)."
         )
     require_positive("dt", dt)
     return Thermalised(noise, seed, float(dt), kind)
@@ -401,7 +402,8 @@ def _simulate_network(
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if thermal is not None and mode != "relaxation":
         raise ValueError(
-            "thermal noise acts on the network state, which is an ODE variable only in mode='relaxation'."
+            "thermal noise acts on the network state, which is an ODE variable only in "
+            "mode='relaxation'."
         )
     if mode == "relaxation" and isinstance(rule, CpL):
         raise ValueError(
@@ -431,7 +433,8 @@ def _simulate_network(
     ]
     if mode == "quasistatic" and nonlinear:
         raise ValueError(
-            f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs mode='relaxation'."
+            f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs "
+            "mode='relaxation'."
         )
     _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
     if mode == "relaxation":
@@ -488,8 +491,9 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
     for name, time in slow_times:
         if fast < 10 * time:
             warnings.warn(
-                f"the protocol's fastest ramp lasts {fast / time:.3g} {name} times (< 10): the {name} "
-                "cannot follow it and TCL underestimates the contrast; slow the protocol down.",
+                f"the protocol's fastest ramp lasts {fast / time:.3g} {name} times (< 10): the "
+                f"{name} cannot follow it and TCL underestimates the contrast; slow the "
+                "protocol down.",
                 stacklevel=4,
             )
     if not all(isinstance(syn.nonlinearity, DeadZone) for syn in leaves):
@@ -511,9 +515,9 @@ def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
     silent, cancel = counts[0] / counts[2], counts[1] / counts[2]
     if silent > 0.5 or cancel > 0.01:
         warnings.warn(
-            f"nudge outside the synapses' learning range on the first batch: {100 * silent:.0f}% of "
-            f"synapses in the no-update regime, {100 * cancel:.1f}% in the cancellation regime; "
-            "adjust the thresholds or the nudge strength.",
+            "nudge outside the synapses' learning range on the first batch: "
+            f"{100 * silent:.0f}% of synapses in the no-update regime, {100 * cancel:.1f}% in "
+            "the cancellation regime; adjust the thresholds or the nudge strength.",
             stacklevel=4,
         )
 
@@ -556,7 +560,8 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     values = np.asarray(values)
     if values.min() < -1e-12 or values.max() > 1 + 1e-12:
         raise ValueError(
-            f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, {values.max():.3g}]; scale it."
+            f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, "
+            f"{values.max():.3g}]; scale it."
         )
     weights = np.clip(1 - np.abs(values[:, None] - grid[None, :]) * (levels - 1), 0.0, 1.0)
     ramp = (
@@ -638,7 +643,8 @@ def _diverged(what, first, last, period, checkpoint, last_good, good_until=None)
         where = f"; the last good state (t = {good_until * period:g}) is saved in {checkpoint}"
     cycles = f"cycle {first}" if last == first + 1 else f"cycles {first}-{last - 1}"
     raise SimulationError(
-        f"TCL simulation diverged in {cycles} (t = {first * period:g} to {last * period:g}): {what}{where}. "
+        f"TCL simulation diverged in {cycles} (t = {first * period:g} to {last * period:g}): "
+        f"{what}{where}. "
         "Lower the learning rate or the nudge, or raise the thresholds."
     )
 

@@ -166,7 +166,8 @@ def build(config: TrainConfig):
         n_out = config.n_outputs if task is None else task.n_outputs
         if config.n_nodes < n_in + n_out + 2:
             raise ValueError(
-                f"n_nodes must be >= n_inputs + n_outputs + 2 = {n_in + n_out + 2}, got {config.n_nodes}."
+                f"n_nodes must be >= n_inputs + n_outputs + 2 = {n_in + n_out + 2}, got "
+                f"{config.n_nodes}."
             )
         graph = nw.random_graph(config.n_nodes, seed=config.seed)
         nodes = np.arange(config.n_nodes)
@@ -188,7 +189,8 @@ def build(config: TrainConfig):
     task = _classification_task(config) if config.task != "regression" else None
     if task is None:
         raise ValueError(
-            f"the {config.substrate} substrate trains on iris, digits or mnist, not {config.task!r}."
+            f"the {config.substrate} substrate trains on iris, digits or mnist, not "
+            f"{config.task!r}."
         )
     sizes = (task.n_inputs, *[int(n) for n in config.hidden], task.n_outputs)
     if config.substrate == "diode":
@@ -357,7 +359,8 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     cost = rule.cost
     if config.batch_size > len(task.x_train):
         raise ValueError(
-            f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; lower it."
+            f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; "
+            "lower it."
         )
     rules.validate(network, w, (task.x_train, task.y_train), rule, key=jax.random.key(0))
     rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
@@ -396,7 +399,8 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         history.append(metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             raise FloatingPointError(
-                f"training diverged at epoch {epoch + 1} ({history[-1]}); lower learning_rate or beta."
+                f"training diverged at epoch {epoch + 1} ({history[-1]}); lower learning_rate "
+                "or beta."
             )
         bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
     names = [k for k in ATTRS if task.kind == "classification" or "accuracy" not in k]

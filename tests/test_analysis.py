@@ -59,7 +59,8 @@ def test_fit_rejects_bad_abscissae():
 
 
 def test_response_regimes_match_the_ideal_boundaries():
-    # I = 0, long fast ramp: no update below A_min = theta tau_f, cancellation above A_max = theta tau_s
+    # I = 0, long fast ramp: no update below A_min = theta tau_f, cancellation above
+    # A_max = theta tau_s
     theta = 100 / 9
     ds = response_curves(
         EColiKernel(), DeadZone(theta), P.Sawtooth(1.0, 9.0, -0.5, 0.5), np.arange(0.0, 125.0, 0.5)

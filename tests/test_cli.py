@@ -23,7 +23,8 @@ def test_default_run_writes_dataset_figure_and_summary(tmp_path, capsys):
 def test_experiment_file_and_unknown_keys(tmp_path, capsys):
     good = tmp_path / "good.toml"
     good.write_text(
-        'kind = "synapse"\nname = "slow"\ntau_slow = 19\nthreshold = 5.2631578947\nn_amplitudes = 200\n'
+        'kind = "synapse"\nname = "slow"\ntau_slow = 19\nthreshold = '
+        "5.2631578947\nn_amplitudes = 200\n"
     )
     assert main(["run", str(good), "--out", str(tmp_path), "--quiet"]) == 0
     with xr.open_dataset(tmp_path / "slow" / "dataset.nc") as ds:

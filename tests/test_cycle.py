@@ -123,7 +123,8 @@ def test_reversed_sawtooth_reverses_the_update_and_identity_gives_none():
 
 
 def test_leaky_memory_offsets_the_update_by_area_times_mean_times_period():
-    # g = identity: Delta = integral u dt = I * mean * T exactly (the derivative part integrates to 0)
+    # g = identity: Delta = integral u dt = I * mean * T exactly (the derivative part
+    # integrates to 0)
     kernel = EColiKernel(area=0.05, rate=20.0)
     update = cycle_update(kernel, Identity(), SHAPE, jnp.array([30.0]), mean=25.0)
     np.testing.assert_allclose(update, 0.05 * 25.0 * 10.0, rtol=1e-9)

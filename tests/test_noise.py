@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.thermodynamics import heat_statistics, mean_with_error, total_entropy_production
 import protocols as P
+from analysis.thermodynamics import heat_statistics, mean_with_error, total_entropy_production
 from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
 from synapse_dyn.simulate import simulate
 from synapse_dyn.synapses import DeadZone, IntegralFeedback, Synapse

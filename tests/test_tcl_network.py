@@ -90,7 +90,7 @@ def test_leaky_memory_gives_the_synapse_level_offset(resistor, area):
     predicted = sign * np.array(
         [
             float(cycle_update(kernel, g, shape, jnp.array([abs(a)]), s * b)[0])
-            for a, s, b in zip(contrast, mean, sign)
+            for a, s, b in zip(contrast, mean, sign, strict=True)
         ]
     )
     np.testing.assert_allclose(

@@ -48,7 +48,8 @@ def test_protocol_entropy_balance(driven_ladder):
     # the drive pushes the ladder away from its steady state: it dissipates more than at rest
     at_rest = float(th.steady_dissipation(MarkovLadder(0.1, 25.0), 0.0).dissipation[0])
     assert ds.entropy_production.values[-1] / float(ds.time[-1]) > at_rest
-    np.testing.assert_allclose(  # the trapezoid of the saved rates agrees with the solver's integral
+    # the trapezoid of the saved rates agrees with the solver's integral
+    np.testing.assert_allclose(
         np.trapezoid(ds.entropy_production_rate.values, ds.time.values),
         ds.entropy_production.values[-1],
         rtol=2e-2,

@@ -137,7 +137,7 @@ def test_persistent_states_carry_the_relaxation_across_epochs():
     three = HopfieldNetwork((4, 6, 3), free_sweeps=3, nudged_sweeps=1, gain=1.5)
     expected = jax.vmap(lambda xi: three.equilibrium(w, xi))(x)
     single = jax.vmap(lambda xi: one.equilibrium(w, xi))(x)
-    for got, want, first in zip(states, expected, single, strict=True):
+    for got, want in zip(states, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-14)
     assert max(float(jnp.abs(a - b).max()) for a, b in zip(expected, single, strict=True)) > 1e-3
 

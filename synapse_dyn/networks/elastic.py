@@ -9,8 +9,8 @@ their two end nodes are held symmetrically about the edge midpoint at distance l
 nodes; the outputs are the strains (r_t - l_t)/l_t of the target edges.
 
 Equilibria solve grad F = 0 by Newton's method (dense Jacobians, for small networks), from
-the rest configuration or from ``x0``; a clamp of the target strains is solved as the Lagrangian system
-grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
+the rest configuration or from ``x0``; a clamp of the target strains is solved as the
+Lagrangian system grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
 """
 
 import equinox as eqx
@@ -61,18 +61,21 @@ class ElasticNetwork(AbstractNetwork):
             bad = edges[(edges < 0) | (edges >= graph.n_edges)]
             if bad.size or edges.size == 0:
                 raise ValueError(
-                    f"{name} must be a non-empty list of edge indices in [0, {graph.n_edges}), got {edges.tolist()}."
+                    f"{name} must be a non-empty list of edge indices in [0, {graph.n_edges}), "
+                    f"got {edges.tolist()}."
                 )
         ends = lambda edges: np.concatenate([graph.senders[edges], graph.receivers[edges]])
         source_nodes = ends(source_edges)
         if np.unique(source_nodes).size != source_nodes.size:
             raise ValueError(
-                f"source edges {source_edges.tolist()} share nodes; pick edges with distinct end nodes."
+                f"source edges {source_edges.tolist()} share nodes; pick edges with distinct "
+                "end nodes."
             )
         touching = np.intersect1d(ends(target_edges), source_nodes)
         if touching.size:
             raise ValueError(
-                f"target edges touch source nodes {touching.tolist()}; targets must join free nodes."
+                f"target edges touch source nodes {touching.tolist()}; targets must join free "
+                "nodes."
             )
         require_positive("min_stiffness", min_stiffness)
         self.graph = graph
@@ -118,7 +121,8 @@ class ElasticNetwork(AbstractNetwork):
             weight = np.linalg.norm(vectors[:, 0].reshape(-1, 2), axis=1)
             nodes = free[np.argsort(weight)[::-1][: min(10, int((weight > 1e-6).sum()))]]
             raise ValueError(
-                f"the spring network is floppy: nodes {sorted(nodes.tolist())} can move at no elastic cost "
+                f"the spring network is floppy: nodes {sorted(nodes.tolist())} can move at no "
+                "elastic cost "
                 "(a zero mode); add springs to rigidify it or remove those nodes."
             )
 
@@ -197,7 +201,8 @@ class ElasticNetwork(AbstractNetwork):
     def check_parameters(self, w):
         if np.shape(w) != (self.graph.n_edges,):
             raise ValueError(
-                f"stiffnesses must have shape ({self.graph.n_edges},), one per edge, got {np.shape(w)}."
+                f"stiffnesses must have shape ({self.graph.n_edges},), one per edge, got "
+                f"{np.shape(w)}."
             )
         require_finite("stiffnesses", w)
         values = concrete(w)
@@ -205,7 +210,8 @@ class ElasticNetwork(AbstractNetwork):
             bad = np.flatnonzero(values < 0)
             raise ValueError(
                 f"stiffnesses must be >= 0, got negative values on edges {bad[:10].tolist()} "
-                f"(min {values.min()!r}); use network.project(w) to clip them to {self.min_stiffness}."
+                f"(min {values.min()!r}); use network.project(w) to clip them to "
+                f"{self.min_stiffness}."
             )
 
 

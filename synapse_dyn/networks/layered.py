@@ -50,8 +50,9 @@ def check_layered_parameters(sizes, w) -> None:
     got_b = [tuple(np.shape(b)) for b in w["biases"]]
     if got_w != expected_w or got_b != [(n,) for n in sizes[1:]]:
         raise ValueError(
-            f"parameter shapes do not match the layer sizes {sizes}: weights need {expected_w}, got "
-            f"{got_w}; biases need {[(n,) for n in sizes[1:]]}, got {got_b}."
+            f"parameter shapes do not match the layer sizes {sizes}: weights need "
+            f"{expected_w}, got {got_w}; biases need {[(n,) for n in sizes[1:]]}, "
+            f"got {got_b}."
         )
     for k, b in enumerate(w["biases"]):
         require_finite(f"biases[{k}]", b)

@@ -102,15 +102,17 @@ class ResistorNetwork(AbstractNetwork):
         clash = np.intersect1d(sets["output_nodes"], fixed)
         if clash.size:
             raise ValueError(
-                f"output nodes {clash.tolist()} are also inputs or ground; outputs must be free nodes."
+                f"output nodes {clash.tolist()} are also inputs or ground; outputs must be "
+                "free nodes."
             )
         if sets["output_nodes"].size == 0:
             raise ValueError("the network needs at least one output node.")
         floating = graph.components_without(fixed)
         if floating.size:
             raise ValueError(
-                f"nodes {floating[:20].tolist()}{' ...' if floating.size > 20 else ''} have no path "
-                "to an input or ground node; connect them or ground one node of each component."
+                f"nodes {floating[:20].tolist()}{' ...' if floating.size > 20 else ''} have no "
+                "path to an input or ground node; connect them or ground one node of each "
+                "component."
             )
         require_positive("min_conductance", min_conductance)
         require_positive("relaxation_time", relaxation_time)
@@ -278,7 +280,8 @@ class ResistorNetwork(AbstractNetwork):
         and ground by zero conductances."""
         if np.shape(w) != (self.graph.n_edges,):
             raise ValueError(
-                f"conductances must have shape ({self.graph.n_edges},), one per edge, got {np.shape(w)}."
+                f"conductances must have shape ({self.graph.n_edges},), one per edge, got "
+                f"{np.shape(w)}."
             )
         require_finite("conductances", w)
         values = concrete(w)
@@ -288,7 +291,8 @@ class ResistorNetwork(AbstractNetwork):
         if negative.size:
             raise ValueError(
                 f"conductances must be >= 0, got negative values on edges {negative[:10].tolist()} "
-                f"(min {values.min()!r}); use network.project(w) to clip them to {self.min_conductance}."
+                f"(min {values.min()!r}); use network.project(w) to clip them to "
+                f"{self.min_conductance}."
             )
         fixed = np.concatenate([self.input_nodes, self.ground_nodes])
         floating = self.graph.components_without(fixed, active=values > 0)

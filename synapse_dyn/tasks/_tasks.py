@@ -89,7 +89,8 @@ def mnist(path: str = "mnist.npz", n_train: int | None = None, n_test: int | Non
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
         if missing:
             raise ValueError(
-                f"{path!r} lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test."
+                f"{path!r} lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, "
+                "y_test."
             )
         arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     cut = lambda a, n: a if n is None else a[:n]
