@@ -215,7 +215,10 @@ class CycleResponse(eqx.Module):
             return total + nonlinearity.integral(u[..., :-1], steps, u[..., -1]), None
 
         total, _ = jax.lax.scan(
-            piece, jnp.zeros(amplitudes.shape[1:]), (self.drive, self.carry, self.steps)
+            piece,
+            jnp.zeros(amplitudes.shape[1:]),
+            (self.drive, self.carry, self.steps),
+            unroll=True,  # a few stretches: one fused program, no loop overhead
         )
         final = jnp.tensordot(amplitudes, self.final_drive, axes=(0, 0)) + z0 @ self.final_carry
         return final, total
