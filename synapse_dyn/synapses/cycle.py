@@ -207,21 +207,24 @@ class CycleResponse(eqx.Module):
         """(z at the end of the cycle, integral of g(u) over it) for the amplitudes a_m of
         the shapes (first axis) and the initial memory states z0 (last axis)."""
 
+        def combine(drive, carry):
+            # sums of broadcast products rather than skinny matrix products: one fused loop
+            terms = zip(amplitudes, drive, strict=True)
+            values = sum(jnp.multiply.outer(a, row) for a, row in terms)
+            return values + sum(jnp.multiply.outer(z0[..., j], row) for j, row in enumerate(carry))
+
         def piece(total, inputs):
             drive, carry, steps = inputs
-            # sums of broadcast products rather than a skinny matrix product: one fused loop
-            u = sum(jnp.multiply.outer(a, row) for a, row in zip(amplitudes, drive, strict=True))
-            u = u + sum(jnp.multiply.outer(z0[..., j], row) for j, row in enumerate(carry))
+            u = combine(drive, carry)
             return total + nonlinearity.integral(u[..., :-1], steps, u[..., -1]), None
 
         total, _ = jax.lax.scan(
             piece,
-            jnp.zeros(amplitudes.shape[1:]),
+            jnp.zeros(z0.shape[:-1]),
             (self.drive, self.carry, self.steps),
             unroll=True,  # a few stretches: one fused program, no loop overhead
         )
-        final = jnp.tensordot(amplitudes, self.final_drive, axes=(0, 0)) + z0 @ self.final_carry
-        return final, total
+        return combine(self.final_drive, self.final_carry), total
 
 
 def cycle_response(
