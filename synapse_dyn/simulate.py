@@ -439,36 +439,10 @@ def _simulate_network(
             "mode='relaxation'."
         )
     _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
+    run = (synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles)
     if mode == "relaxation":
-        return _relax(
-            synapse,
-            protocol,
-            network,
-            rule,
-            schedule,
-            signs,
-            w_start,
-            state0,
-            first,
-            n_cycles,
-            integrator,
-        )
-    return _quasistatic(
-        synapse,
-        protocol,
-        network,
-        rule,
-        schedule,
-        signs,
-        w_start,
-        state0,
-        first,
-        n_cycles,
-        levels,
-        substeps,
-        progress,
-        checkpoint,
-    )
+        return _relax(*run, integrator)
+    return _quasistatic(*run, levels, substeps, progress, checkpoint)
 
 
 def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
