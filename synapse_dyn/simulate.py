@@ -549,9 +549,7 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
 
 
 @eqx.filter_jit
-def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycles, signs):
-    levels = jax.tree.leaves(responses)[0].shape[1] - 1  # the shapes: levels, then the blend
-
+def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carry, cycles, signs):
     def cycle(carry, cycle_sign):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
         # inputs came in, and again under the updated parameters
@@ -574,17 +572,18 @@ def _quasistatic_chunk(synapse, network, rule, schedule, responses, carry, cycle
         def propagate(syn, response, z_, free_s, nudged_s, switch_s):
             # amplitudes of the shapes: level currents relative to the setpoint, then the blend
             levels_s = jnp.concatenate([free_s[None], nudged_s]) - syn.memory.setpoint
-            return response(syn.nonlinearity, jnp.concatenate([levels_s, switch_s[None]]), z_)
+            return response(syn.nonlinearity, [*levels_s, switch_s], z_)
 
         propagated = _each(propagate, synapse, responses, z, free_current, nudged_currents, switch)
         w_new = network.project(
             _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
         )
         # the network settles under the new parameters; their change is slow next to the
-        # memory (weights move little per cycle), which follows the current it causes
-        free_next = jax.vmap(lambda i, x: network.equilibrium(w_new, i, None, x))(
-            following, arriving
-        )
+        # memory (weights move little per cycle), which follows the current it causes. Both
+        # free states of the next batch are relaxed alike (from the solver's initial state),
+        # so their difference is the parameters' change alone, also for a solver stopped
+        # after a fixed number of sweeps
+        free_next = jax.vmap(lambda i: network.equilibrium(w_new, i))(following)
         drift = jax.tree.map(
             jnp.subtract, network.batch_current(free_next, w_new, following), arriving_current
         )
@@ -667,7 +666,7 @@ def _quasistatic(
         cycles = np.arange(start, min(start + chunk, first + n_cycles))
         try:
             following, record = _quasistatic_chunk(
-                synapse, network, rule, schedule, responses, carry, cycles, signs[cycles]
+                synapse, network, rule, schedule, levels, responses, carry, cycles, signs[cycles]
             )
         except (
             eqx.EquinoxRuntimeError

@@ -21,6 +21,7 @@ network simulation), ``cycle_response`` precomputes the exact linear response on
 import functools
 import math
 import warnings
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -181,50 +182,50 @@ def cycle_update_ode(
     return -(weights[1] - weights[0]) / synapse.learning_rate
 
 
+def _frozen(array) -> tuple:
+    """A nested tuple of floats: hashable, so it can be a static (compile-time) field."""
+    values = np.asarray(array, dtype=float)
+    return tuple(map(_frozen, values)) if values.ndim > 1 else tuple(values.tolist())
+
+
 class CycleResponse(eqx.Module):
     """A linear memory's response over one cycle to a current that is a combination of fixed
     piecewise-linear shapes, s(t) - u0 = sum_m a_m phi_m(t), starting from the state z0.
 
     dz/dt = M z + b (s - u0) and u = c.z + d (s - u0) are linear, so u at every quadrature node,
-    integral u dt over every piece and the final state are fixed linear maps of (a, z0),
-    computed once (``cycle_response``) with no discretisation error. A cycle of any number of
-    synapses then costs small matrix products and, per piece, the integral of g(u)
-    (``AbstractNonlinearity.integral``: exact where u stays on one affine piece of g).
+    integral u dt over every stretch and the final state are fixed linear maps of the inputs
+    (a, z0), computed once (``cycle_response``) with no discretisation error. A cycle of any
+    number of synapses then costs, per synapse, the combinations of its inputs and, per
+    stretch, the integral of g(u) (``AbstractNonlinearity.integral``: exact where u stays on
+    one affine piece of g). The maps are static fields: the cycle's program is specialised to
+    them as constants, one fused elementwise loop over the synapses that skips the zero
+    entries (a level's shape vanishes on the stretches it does not reach).
     """
 
-    drive: Float[Array, "pieces m nodes+1"]  # u at the nodes, then integral u dt, per unit a_m
-    carry: Float[Array, "pieces n nodes+1"]  # ... per unit z0
-    steps: Float[Array, "pieces intervals"]
-    final_drive: Float[Array, "m n"]  # z at the end per unit a_m
-    final_carry: Float[Array, "n n"]  # ... per unit z0
+    nodes: tuple = eqx.field(static=True, converter=_frozen)  # (stretch, input, node + area)
+    steps: tuple = eqx.field(static=True, converter=_frozen)  # (stretch, node spacing)
+    final: tuple = eqx.field(static=True, converter=_frozen)  # (input, state)
 
     def __call__(
         self,
         nonlinearity: AbstractNonlinearity,
-        amplitudes: Float[Array, "m ..."],
+        amplitudes: Sequence[Float[Array, "..."]],
         z0: Float[Array, "... n"],
     ) -> tuple[Float[Array, "... n"], Float[Array, "..."]]:
         """(z at the end of the cycle, integral of g(u) over it) for the amplitudes a_m of
-        the shapes (first axis) and the initial memory states z0 (last axis)."""
+        the shapes (one array, or row, per shape) and the initial memory states z0 (last
+        axis)."""
+        inputs = [*amplitudes, *jnp.moveaxis(z0, -1, 0)]
+        zero = jnp.zeros(jnp.broadcast_shapes(*map(jnp.shape, inputs)))
 
-        def combine(drive, carry):
-            # sums of broadcast products rather than skinny matrix products: one fused loop
-            terms = zip(amplitudes, drive, strict=True)
-            values = sum(jnp.multiply.outer(a, row) for a, row in terms)
-            return values + sum(jnp.multiply.outer(z0[..., j], row) for j, row in enumerate(carry))
+        def combine(weights):
+            return sum((w * x for w, x in zip(weights, inputs, strict=True) if w != 0), zero)
 
-        def piece(total, inputs):
-            drive, carry, steps = inputs
-            u = combine(drive, carry)
-            return total + nonlinearity.integral(u[..., :-1], steps, u[..., -1]), None
-
-        total, _ = jax.lax.scan(
-            piece,
-            jnp.zeros(z0.shape[:-1]),
-            (self.drive, self.carry, self.steps),
-            unroll=True,  # a few stretches: one fused program, no loop overhead
-        )
-        return combine(self.final_drive, self.final_carry), total
+        total = zero
+        for maps, steps in zip(self.nodes, self.steps, strict=True):
+            values = [combine(column) for column in zip(*maps, strict=True)]
+            total = total + nonlinearity.integral(values[:-1], steps, values[-1])
+        return jnp.stack([combine(column) for column in zip(*self.final, strict=True)], -1), total
 
 
 def cycle_response(
@@ -285,14 +286,7 @@ def cycle_response(
     cumulative = jnp.concatenate([jnp.zeros((areas.shape[0], 1)), jnp.cumsum(areas, axis=1)], 1)
     stretch_areas = cumulative[:, index[:, -1]] - cumulative[:, index[:, 0]]
     outputs = jnp.concatenate([at_nodes, stretch_areas[:, :, None]], axis=2)  # (m+n, c, nodes+1)
-    m = values.shape[1]
-    return CycleResponse(
-        jnp.moveaxis(outputs[:m], 0, 1),
-        jnp.moveaxis(outputs[m:], 0, 1),
-        jnp.asarray(np.diff(nodes, axis=1)),
-        final[:m],
-        final[m:],
-    )
+    return CycleResponse(jnp.moveaxis(outputs, 0, 1), np.diff(nodes, axis=1), final)
 
 
 @functools.partial(jax.jit, static_argnums=4)
