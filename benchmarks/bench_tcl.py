@@ -1,9 +1,11 @@
 """Cost of one TCL cycle (quasi-static network, exact linear memory) against one explicit EP
-step (random sign) on the same network and batch, both compiled once and timed after a
-warm-up in the same run. Target: a TCL cycle costs at most 3 EP steps. Both compute each
-phase's batch-mean current as one contraction; the TCL cycle adds levels - 1 perturbed
-relaxations and, per synapse, the exact memory propagation with g integrated on
-(substeps + 1) nodes per piece (docs/tcl.md).
+step (random sign, with its parameter update) on the same network and batch size, both as
+training runs them (compiled scans over many batches: ``training.sgd_epoch``, ``simulate``)
+and timed after a warm-up in the same run. Target: a TCL cycle costs at most 3 EP steps.
+Both compute each phase's batch-mean current as one contraction; the TCL cycle adds
+levels - 1 perturbed relaxations, a second free relaxation of the next batch (under the
+updated parameters) and, per synapse, the exact memory propagation with g integrated on
+(substeps + 1) nodes per stretch (docs/tcl.md).
 
     python benchmarks/bench_tcl.py [--cycles 200] [--mnist PATH]
 
@@ -22,7 +24,7 @@ import numpy as np
 
 import protocols
 from synapse_dyn import networks as nw
-from synapse_dyn import rules, tasks
+from synapse_dyn import rules, tasks, training
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
 
@@ -36,14 +38,14 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, 
     x = jnp.asarray(rng.uniform(size=(n, sizes[0])) if inputs is None else inputs[:n])
     y = jnp.asarray(np.eye(sizes[-1])[rng.integers(sizes[-1], size=n)])
     rule = rules.EP(0.5, "random")
-    rules.update(network, w, (x[:batch], y[:batch]), rule, key=jax.random.key(1))  # compile
-    steps = 10 * cycles  # an EP step is short: time many
+    # EP as training runs it: one compiled scan over the batches of an epoch (sgd_epoch),
+    # timed after a compiling call on the same shapes
+    epoch = dict(key=jax.random.key(1), learning_rate=0.01, batch_size=batch)
+    rows = slice(0, batch * cycles)
+    jax.block_until_ready(training.sgd_epoch(network, rule, w, x[rows], y[rows], **epoch))
     start = time.perf_counter()
-    for k in range(steps):
-        rows = slice((k % cycles) * batch, (k % cycles + 1) * batch)
-        g = rules.update(network, w, (x[rows], y[rows]), rule, key=jax.random.key(k))
-    jax.block_until_ready(g)
-    ep = (time.perf_counter() - start) / steps
+    jax.block_until_ready(training.sgd_epoch(network, rule, w, x[rows], y[rows], **epoch))
+    ep = (time.perf_counter() - start) / cycles
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.01)
     protocol = protocols.Sawtooth(1.0, 99.0)
     common = dict(
