@@ -155,3 +155,20 @@ def test_bad_input_is_named():
 def test_short_fast_ramp_warns_with_the_ratio():
     with pytest.warns(UserWarning, match="2 kernel times"):
         cycle_update(KERNEL, DeadZone(1.0), P.Sawtooth(0.1, 9.0, -0.5, 0.5), jnp.array([1.0]))
+
+
+def test_dead_zone_integral_closed_form_equals_the_generic_rule():
+    """The dead zone's branch-free closed form against the generic piecewise rule
+    (AbstractNonlinearity.integral from g's pieces), on node sequences that cross the
+    threshold, stay inside, stay beyond, and repeat a value inside and beyond it."""
+    g = DeadZone(1.0)
+    rng = np.random.default_rng(0)
+    u = [jnp.asarray(rng.uniform(-3, 3, size=64)) for _ in range(5)]
+    u[2] = u[1]  # a step with u constant, in the dead zone for some columns, beyond for others
+    u = [jnp.concatenate([v, jnp.array([0.5, 2.0, -1.5])]) for v in u]  # inside, above, below
+    steps = (0.1, 0.3, 0.2, 0.4)
+    area = jnp.asarray(rng.uniform(-3, 3, size=67))
+    closed = g.integral(u, steps, area)
+    generic = super(DeadZone, g).integral(u, steps, area)
+    np.testing.assert_allclose(closed, generic, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(closed[-3:], [0.0, area[-2], area[-1]], atol=1e-15)
