@@ -563,18 +563,21 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
                 inputs, targets, free
             )
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
-        free_current = network.batch_current(free, w, inputs)
-        nudged_currents = jax.vmap(lambda x: network.batch_current(x, w, inputs))(nudged)
+        # one contraction over the batch per level, kept as separate arrays that the memory
+        # reads in place (stacking them would write and read every level once more)
+        levels_states = [free, *(jax.tree.map(lambda a: a[k], nudged) for k in range(levels - 1))]
+        level_currents = [network.batch_current(x, w, inputs) for x in levels_states]
+        free_current = level_currents[0]
         arriving = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         arriving_current = network.batch_current(arriving, w, following)
         switch = jax.tree.map(jnp.subtract, arriving_current, free_current)
 
-        def propagate(syn, response, z_, free_s, nudged_s, switch_s):
+        def propagate(syn, response, z_, switch_s, *levels_s):
             # amplitudes of the shapes: level currents relative to the setpoint, then the blend
-            levels_s = jnp.concatenate([free_s[None], nudged_s]) - syn.memory.setpoint
-            return response(syn.nonlinearity, [*levels_s, switch_s], z_)
+            amplitudes = [s - syn.memory.setpoint for s in levels_s]
+            return response(syn.nonlinearity, [*amplitudes, switch_s], z_)
 
-        propagated = _each(propagate, synapse, responses, z, free_current, nudged_currents, switch)
+        propagated = _each(propagate, synapse, responses, z, switch, *level_currents)
         w_new = network.project(
             _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
         )
