@@ -52,7 +52,7 @@ def cycle_estimate(
     common = dict(
         network=network,
         rule=rule,
-        schedule=Schedule(inputs, targets, blend=0.0),
+        task=Schedule(inputs, targets, blend=0.0),
         mode=mode,
         **options,
     )

@@ -51,7 +51,7 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, 
     common = dict(
         network=network,
         rule=rule,
-        schedule=Schedule(x, y, batch),
+        task=Schedule(x, y, batch),
         levels=levels,
         substeps=substeps,
     )

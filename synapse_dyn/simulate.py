@@ -7,7 +7,7 @@ s(t) = protocol(t), and the state is (z, w):
 
 Network level (Temporal Contrastive Learning): the protocol p(t) in [0, 1] drives the
 perturbation of ``rule`` (the EP nudge beta(t) = eps_k beta p(t), or the coupled-learning
-clamp eta(t) = eps_k eta p(t)), cycle k presenting mini-batch k of the ``schedule`` with
+clamp eta(t) = eps_k eta p(t)), cycle k presenting mini-batch k of the task's ``Schedule`` with
 sign eps_k. Every parameter w_ij sees its local current, the batch mean of
 s_ij = dE/dw_ij at the network state x(t), and
 
@@ -42,6 +42,7 @@ from .io import save_state
 from .noise import DiagonalNoise
 from .synapses.cycle import cycle_response
 from .synapses.memory import Synapse
+from .tasks import Task
 
 
 class SimulationError(RuntimeError):
@@ -200,7 +201,7 @@ def simulate(
     t0: float = 0.0,
     network: eqx.Module | None = None,
     rule: eqx.Module | None = None,
-    schedule: Schedule | None = None,
+    task: Task | Schedule | None = None,
     w0: PyTree[ArrayLike] = 0.0,
     state0: tuple | None = None,
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
@@ -227,7 +228,9 @@ def simulate(
     the initial weight. The protocol's corners are declared to the step-size controller.
 
     Network level: give ``network``, ``rule`` (``rules.EP`` or ``rules.CpL``, variant
-    positive, negative or random), ``schedule`` and the initial parameters ``w0`` (or
+    positive, negative or random), ``task`` (a ``tasks.Task``: its training split, one sample
+    per cycle in order; or a ``Schedule`` for mini-batches, shuffling and the blend) and the
+    initial parameters ``w0`` (or
     ``state0`` from a previous run, to resume); the protocol must be periodic with values in
     [0, 1] and [t0, t1] a whole number of cycles. Returns a ``TCLRun``.
 
@@ -263,6 +266,12 @@ def simulate(
         solver, rtol, atol, max_steps, _thermal(noise, noise_seed, dt, brownian)
     )
     if network is not None:
+        if saveat is not None:
+            raise ValueError(
+                "saveat applies to a synapse-level run; a network run records every cycle (the "
+                "TCLRun fields) and returns its final state: drop saveat, or split the run with "
+                "state0 to keep intermediate states."
+            )
         return _simulate_network(
             synapse,
             protocol,
@@ -271,7 +280,7 @@ def simulate(
             integrator,
             network=network,
             rule=rule,
-            schedule=schedule,
+            task=task,
             w0=w0,
             state0=state0,
             mode=mode,
@@ -377,7 +386,7 @@ def _simulate_network(
     *,
     network,
     rule,
-    schedule,
+    task,
     w0,
     state0,
     mode,
@@ -396,10 +405,15 @@ def _simulate_network(
         raise ValueError(
             f"rule must be rules.EP or rules.CpL for a TCL simulation, got {type(rule).__name__}."
         )
-    if not isinstance(schedule, Schedule):
+    if isinstance(task, Task):
+        task = Schedule.from_task(task)
+    if not isinstance(task, Schedule):
         raise ValueError(
-            "a network simulation needs schedule=Schedule(inputs, targets, batch_size)."
+            "a network simulation needs task=: a tasks.Task (its training split, one sample per "
+            "cycle) or a Schedule(inputs, targets, batch_size) (mini-batches, shuffling, blend); "
+            f"got {type(task).__name__}."
         )
+    schedule = task
     if mode not in ("quasistatic", "relaxation"):
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if thermal is not None and mode != "relaxation":
@@ -565,8 +579,8 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
         # one contraction over the batch per level, kept as separate arrays that the memory
         # reads in place (stacking them would write and read every level once more)
-        levels_states = [free, *(jax.tree.map(lambda a: a[k], nudged) for k in range(levels - 1))]
-        level_currents = [network.batch_current(x, w, inputs) for x in levels_states]
+        unstacked = [jax.tree.map(lambda a, k=k: a[k], nudged) for k in range(levels - 1)]
+        level_currents = [network.batch_current(x, w, inputs) for x in [free, *unstacked]]
         free_current = level_currents[0]
         arriving = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         arriving_current = network.batch_current(arriving, w, following)

@@ -274,7 +274,7 @@ class _TCL:
                 t1=(epoch + 1) * span,
                 network=self.network,
                 rule=self.rule,
-                schedule=self.schedule,
+                task=self.schedule,
                 w0=w,
                 state0=self.state,
                 seed=self.config.seed,

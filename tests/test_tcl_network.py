@@ -141,7 +141,7 @@ def test_network_simulation_rejects_bad_configuration(resistor):
             synapse,
             P.Sawtooth(1.0, 9.0),
             rule=rules.EP(0.1, "centered"),
-            schedule=Schedule(inputs, targets),
+            task=Schedule(inputs, targets),
             **common,
         )
     with pytest.raises(ValueError, match="inputs must have shape"):
@@ -149,7 +149,7 @@ def test_network_simulation_rejects_bad_configuration(resistor):
             synapse,
             P.Sawtooth(1.0, 9.0),
             rule=rules.EP(0.1, "positive"),
-            schedule=Schedule(jnp.ones((1, 3)), targets),
+            task=Schedule(jnp.ones((1, 3)), targets),
             **common,
         )
     with pytest.raises(ValueError, match="whole protocol cycles"):
@@ -157,7 +157,7 @@ def test_network_simulation_rejects_bad_configuration(resistor):
             synapse,
             P.Sawtooth(1.0, 9.0),
             rule=rules.EP(0.1, "positive"),
-            schedule=Schedule(inputs, targets),
+            task=Schedule(inputs, targets),
             network=net,
             w0=w,
             t1=15.0,
@@ -167,9 +167,47 @@ def test_network_simulation_rejects_bad_configuration(resistor):
             synapse,
             2.0 * P.Sawtooth(1.0, 9.0),
             rule=rules.EP(0.1, "positive"),
-            schedule=Schedule(inputs, targets),
+            task=Schedule(inputs, targets),
             **common,
         )
+    with pytest.raises(ValueError, match=r"needs task=: a tasks.Task .* got tuple"):
+        simulate(
+            synapse,
+            P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "positive"),
+            task=(inputs, targets),
+            **common,
+        )
+    with pytest.raises(ValueError, match="saveat applies to a synapse-level run"):
+        simulate(
+            synapse,
+            P.Sawtooth(1.0, 9.0),
+            rule=rules.EP(0.1, "positive"),
+            task=Schedule(inputs, targets),
+            saveat=[5.0],
+            **common,
+        )
+
+
+def test_a_task_is_presented_as_its_training_split_in_order(resistor):
+    """task=Task is the Schedule of its training split, one sample per cycle, in order."""
+    from synapse_dyn.tasks import Task
+
+    net, w, inputs, targets = resistor
+    rows = jnp.array([1.0, 0.5])[:, None]
+    task = Task("pair", "regression", rows * inputs, rows * targets, -inputs, targets)
+    common = dict(network=net, w0=w, rule=rules.EP(0.05, "positive"), t1=4 * 1001.0)
+    synapse = Synapse(EColiCascade(TAU_KERNEL), DeadZone(3e-6))
+    by_task = simulate(synapse, P.Sawtooth(TAU_FAST, TAU_SLOW), task=task, **common)
+    by_schedule = simulate(
+        synapse,
+        P.Sawtooth(TAU_FAST, TAU_SLOW),
+        task=Schedule(rows * inputs, rows * targets),
+        **common,
+    )
+    np.testing.assert_array_equal(by_task.loss, by_schedule.loss)
+    first = net.output(net.equilibrium(w, task.x_train[0]))  # cycle 0: the first row
+    np.testing.assert_allclose(by_task.loss[0], rules.EP(0.05).cost(first, task.y_train[0]))
 
 
 def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
@@ -181,7 +219,7 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
     common = dict(
         network=net,
         rule=rules.EP(0.5, "random"),
-        schedule=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2),
+        task=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2),
     )
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.1)
     whole = simulate(
@@ -218,7 +256,7 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
 def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
     net, w, inputs, targets = resistor
     common = dict(
-        network=net, w0=w, rule=rules.EP(0.05, "positive"), schedule=Schedule(inputs, targets)
+        network=net, w0=w, rule=rules.EP(0.05, "positive"), task=Schedule(inputs, targets)
     )
     with pytest.warns(UserWarning, match=r"fastest ramp lasts 2 kernel times"):
         simulate(
