@@ -416,6 +416,13 @@ def _simulate_network(
     schedule = task
     if mode not in ("quasistatic", "relaxation"):
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
+    if mode == "quasistatic" and (
+        isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
+    ):
+        raise ValueError(
+            f"levels must be an integer >= 2 (the free state and at least the full "
+            f"perturbation), got {levels!r}."
+        )
     if thermal is not None and mode != "relaxation":
         raise ValueError(
             "thermal noise acts on the network state, which is an ODE variable only in "

@@ -178,6 +178,16 @@ def test_network_simulation_rejects_bad_configuration(resistor):
             task=(inputs, targets),
             **common,
         )
+    for bad in (dict(levels=1), dict(substeps=0)):
+        with pytest.raises(ValueError, match=rf"{next(iter(bad))} must be an integer >= \d"):
+            simulate(
+                synapse,
+                P.Sawtooth(1.0, 9.0),
+                rule=rules.EP(0.1, "positive"),
+                task=Schedule(inputs, targets),
+                **bad,
+                **common,
+            )
     with pytest.raises(ValueError, match="saveat applies to a synapse-level run"):
         simulate(
             synapse,

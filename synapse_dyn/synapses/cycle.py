@@ -254,12 +254,14 @@ def cycle_response(
         raise ValueError("cycle_response needs at least two non-decreasing knot times.")
     if np.ptp(times) <= 0:
         raise ValueError("cycle_response needs knot times spanning a positive duration.")
+    if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
+        raise ValueError(f"substeps must be an integer >= 1, got {substeps!r}.")
     marks = times if corners is None else np.asarray(corners, dtype=float)
     starts = np.unique(np.append(marks[(marks > times[0]) & (marks < times[-1])], times[0]))
     ends = np.append(starts[1:], times[-1])
     spans = ends - starts
     smallest = np.clip(resolution / spans, 1e-12, 1.0 / substeps)
-    fractions = smallest[:, None] ** (1 - np.arange(substeps) / (substeps - 1))
+    fractions = smallest[:, None] ** (1 - np.arange(substeps) / max(substeps - 1, 1))
     nodes = starts[:, None] + spans[:, None] * np.concatenate(
         [np.zeros((len(spans), 1)), fractions[:, :-1], np.ones((len(spans), 1))], axis=1
     )
