@@ -230,9 +230,9 @@ def simulate(
     Network level: give ``network``, ``rule`` (``rules.EP`` or ``rules.CpL``, variant
     positive, negative or random), ``task`` (a ``tasks.Task``: its training split, one sample
     per cycle in order; or a ``Schedule`` for mini-batches, shuffling and the blend) and the
-    initial parameters ``w0`` (or
-    ``state0`` from a previous run, to resume); the protocol must be periodic with values in
-    [0, 1] and [t0, t1] a whole number of cycles. Returns a ``TCLRun``.
+    initial parameters ``w0`` (or ``state0`` from a previous run, to resume); the protocol
+    must be periodic with values in [0, 1] and [t0, t1] a whole number of cycles. Returns a
+    ``TCLRun``.
 
     * ``mode="quasistatic"``: the network sits at its perturbed equilibrium; it is solved at
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
@@ -405,22 +405,20 @@ def _simulate_network(
         raise ValueError(
             f"rule must be rules.EP or rules.CpL for a TCL simulation, got {type(rule).__name__}."
         )
-    if isinstance(task, Task):
-        task = Schedule.from_task(task)
-    if not isinstance(task, Schedule):
+    schedule = Schedule.from_task(task) if isinstance(task, Task) else task
+    if not isinstance(schedule, Schedule):
         raise ValueError(
             "a network simulation needs task=: a tasks.Task (its training split, one sample per "
             "cycle) or a Schedule(inputs, targets, batch_size) (mini-batches, shuffling, blend); "
             f"got {type(task).__name__}."
         )
-    schedule = task
     if mode not in ("quasistatic", "relaxation"):
         raise ValueError(f"mode must be 'quasistatic' or 'relaxation', got {mode!r}.")
     if mode == "quasistatic" and (
         isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
     ):
         raise ValueError(
-            f"levels must be an integer >= 2 (the free state and at least the full "
+            "levels must be an integer >= 2 (the free state and at least the full "
             f"perturbation), got {levels!r}."
         )
     if thermal is not None and mode != "relaxation":
