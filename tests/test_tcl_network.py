@@ -134,69 +134,30 @@ def test_quasistatic_and_relaxing_network_agree(resistor):
 
 def test_network_simulation_rejects_bad_configuration(resistor):
     net, w, inputs, targets = resistor
-    synapse = Synapse(EColiCascade(TAU_KERNEL), DeadZone(1.0))
-    common = dict(network=net, w0=w, t1=10.0)
-    with pytest.raises(ValueError, match="variant must be 'positive', 'negative' or 'random'"):
-        simulate(
-            synapse,
-            P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "centered"),
-            task=Schedule(inputs, targets),
-            **common,
-        )
-    with pytest.raises(ValueError, match="inputs must have shape"):
-        simulate(
-            synapse,
-            P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "positive"),
-            task=Schedule(jnp.ones((1, 3)), targets),
-            **common,
-        )
-    with pytest.raises(ValueError, match="whole protocol cycles"):
-        simulate(
-            synapse,
-            P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "positive"),
-            task=Schedule(inputs, targets),
-            network=net,
-            w0=w,
-            t1=15.0,
-        )
-    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
-        simulate(
-            synapse,
-            2.0 * P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "positive"),
-            task=Schedule(inputs, targets),
-            **common,
-        )
-    with pytest.raises(ValueError, match=r"needs task=: a tasks.Task .* got tuple"):
-        simulate(
-            synapse,
-            P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "positive"),
-            task=(inputs, targets),
-            **common,
-        )
-    for bad in (dict(levels=1), dict(substeps=0)):
-        with pytest.raises(ValueError, match=rf"{next(iter(bad))} must be an integer >= \d"):
-            simulate(
-                synapse,
-                P.Sawtooth(1.0, 9.0),
-                rule=rules.EP(0.1, "positive"),
-                task=Schedule(inputs, targets),
-                **bad,
-                **common,
-            )
-    with pytest.raises(ValueError, match="saveat applies to a synapse-level run"):
-        simulate(
-            synapse,
-            P.Sawtooth(1.0, 9.0),
-            rule=rules.EP(0.1, "positive"),
-            task=Schedule(inputs, targets),
-            saveat=[5.0],
-            **common,
-        )
+    good = dict(
+        protocol=P.Sawtooth(1.0, 9.0),
+        rule=rules.EP(0.1, "positive"),
+        task=Schedule(inputs, targets),
+        network=net,
+        w0=w,
+        t1=10.0,
+    )
+    bad = [
+        (
+            dict(rule=rules.EP(0.1, "centered")),
+            "variant must be 'positive', 'negative' or 'random'",
+        ),
+        (dict(task=Schedule(jnp.ones((1, 3)), targets)), "inputs must have shape"),
+        (dict(t1=15.0), "whole protocol cycles"),
+        (dict(protocol=2.0 * P.Sawtooth(1.0, 9.0)), r"values in \[0, 1\]"),
+        (dict(task=(inputs, targets)), r"needs task=: a tasks.Task .* got tuple"),
+        (dict(levels=1), r"levels must be an integer >= 2"),
+        (dict(substeps=0), r"substeps must be an integer >= 1"),
+        (dict(saveat=[5.0]), "saveat applies to a synapse-level run"),
+    ]
+    for change, message in bad:
+        with pytest.raises(ValueError, match=message):
+            simulate(Synapse(EColiCascade(TAU_KERNEL), DeadZone(1.0)), **(good | change))
 
 
 def test_a_task_is_presented_as_its_training_split_in_order(resistor):
