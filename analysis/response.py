@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from protocols import AbstractProtocol, Sawtooth
-from synapse_dyn._checks import require_nonempty, require_positive
+from synapse_dyn._checks import require_nonempty, require_positive, require_x64
+from synapse_dyn.protocols import AbstractProtocol, Sawtooth
 from synapse_dyn.synapses import (
     AbstractKernel,
     AbstractNonlinearity,
@@ -71,6 +71,7 @@ def response_curves(
     result then has a ``protocol`` dimension, computed in chunks of ``chunk`` protocols with
     one compilation. The parameter itself moves by -alpha * Delta.
     """
+    require_x64("response_curves")
     amplitudes = np.asarray(amplitudes, dtype=float)
     require_nonempty("amplitudes", amplitudes)
     require_positive("amplitudes", amplitudes, allow_zero=True)

@@ -497,6 +497,13 @@ def _compute(
     return {name: np.asarray(v)[:n] for name, v in outputs.items()}
 
 
+def _compute_on_worker(x64: bool, experiment, points, size):
+    """``_compute`` on a Dask worker, in the caller's floating-point precision (a worker is
+    a separate process with JAX's defaults)."""
+    jax.config.update("jax_enable_x64", x64)
+    return _compute(experiment, points, size)
+
+
 def _in_process(experiment, jobs, size):
     """Chunks computed one after another here: yields (chunk index, outputs)."""
     for index, points in jobs:
@@ -510,7 +517,8 @@ def _on_dask(client, retries, experiment, jobs, size):
 
     futures = {
         client.submit(
-            _compute,
+            _compute_on_worker,
+            bool(jax.config.jax_enable_x64),
             experiment,
             points,
             size,

@@ -13,8 +13,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-import protocols
-from synapse_dyn import rules
+from synapse_dyn import protocols, rules
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
 

@@ -16,10 +16,10 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from protocols import AbstractProtocol
 from synapse_dyn._checks import require_finite, require_positive
 from synapse_dyn.io import describe
 from synapse_dyn.noise import Thermal, langevin
+from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.markov import (
     AbstractMarkovMemory,
     check_rate_matrix,

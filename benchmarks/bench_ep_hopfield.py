@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import synapse_dyn  # noqa: F401  (x64)
 from synapse_dyn import rules
 from synapse_dyn.networks import HopfieldNetwork
 from synapse_dyn.training import sgd_epoch
+
+jax.config.update("jax_enable_x64", True)
 
 SIZES = (784, 500, 10)
 FREE, NUDGED, BATCH, BETA, RATE = 20, 4, 20, 0.5, 0.05

@@ -13,8 +13,8 @@ import time
 import numpy as np
 from scipy.ndimage import convolve1d
 
-from analysis.figures import fig4c
-from analysis.figures._common import kernel
+from synapse_dyn.analysis.figures import fig4c
+from synapse_dyn.analysis.figures._common import kernel
 
 DT = 1e-4
 

@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import synapse_dyn  # noqa: F401  (x64)
-from analysis.figures import fig6b
+from synapse_dyn.analysis.figures import fig6b
+
+jax.config.update("jax_enable_x64", True)
 
 
 def main():

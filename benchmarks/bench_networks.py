@@ -23,9 +23,10 @@ import lineax as lx
 import numpy as np
 import scipy.sparse.linalg as spla
 
-import synapse_dyn  # noqa: F401  (x64)
 from synapse_dyn.networks import DiodeNetwork, ResistorNetwork, SparseDirect, lattice
 from synapse_dyn.networks.spice import diode_forward_drop, ngspice_available, run_ngspice
+
+jax.config.update("jax_enable_x64", True)
 
 
 def best_of(function, repeats=3):

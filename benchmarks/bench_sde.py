@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import synapse_dyn  # noqa: F401  (x64)
 from synapse_dyn.noise import Thermal, langevin
+
+jax.config.update("jax_enable_x64", True)
 
 
 def network(n_nodes: int, seed: int = 0):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 from distributed import Client, LocalCluster
 
-from analysis.figures import fig4c
+from synapse_dyn.analysis.figures import fig4c
 
 
 def timed(function, *args, **kwargs):

@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import protocols
 from synapse_dyn import networks as nw
-from synapse_dyn import rules, tasks, training
+from synapse_dyn import protocols, rules, tasks, training
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+
+jax.config.update("jax_enable_x64", True)
 
 
 def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, inputs=None):

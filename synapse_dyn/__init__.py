@@ -3,17 +3,15 @@
 Networks are ODE/SDE systems whose learning degrees of freedom ("synapses") carry their own
 memory dynamics; temporal free/clamped protocols drive them through diffrax solvers.
 
-Importing the package enables 64-bit floats in JAX: the physics identities the project tests
-(Kirchhoff's law to 1e-9, estimator convergence rates) need double precision.
+Importing the package leaves JAX's settings alone. The physics identities the project tests
+(Kirchhoff's law to 1e-9, estimator convergence rates) need 64-bit floats: enable them at the
+start of your program with ``jax.config.update("jax_enable_x64", True)``; the entry points that
+need them say so when they are missing. The ``synapse-dyn`` command enables them itself.
 
 Sub-packages: ``synapse_dyn.synapses`` (memory kernels, memory ODEs, nonlinearities and the
 per-cycle update), ``synapse_dyn.simulate`` (the one verb), ``synapse_dyn.cli`` (the
-``synapse-dyn`` command). Sibling packages: ``protocols`` (time-dependent drives) and
-``analysis`` (measurements into xarray datasets, figures).
+``synapse-dyn`` command), ``synapse_dyn.protocols`` (time-dependent drives) and
+``synapse_dyn.analysis`` (measurements into xarray datasets, figures).
 """
-
-import jax
-
-jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"

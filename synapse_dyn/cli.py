@@ -38,7 +38,7 @@ def _run(args) -> None:
 
 
 def _client(args):
-    from analysis import sweeps
+    from synapse_dyn.analysis import sweeps
 
     options = sweeps.cluster_options(args.cluster_option)
     return sweeps.dask_client(args.scheduler, args.cluster, args.workers, options)
@@ -47,7 +47,7 @@ def _client(args):
 def _figure(args) -> None:
     import inspect
 
-    from analysis import figures
+    from synapse_dyn.analysis import figures
 
     module = figures.load(args.name)
     out = pathlib.Path(args.out)
@@ -79,7 +79,7 @@ def _keys(args) -> None:
 
 
 def _sweep(args) -> None:
-    from analysis import sweeps
+    from synapse_dyn.analysis import sweeps
 
     path = pathlib.Path(args.file)
     if not path.is_file():
@@ -168,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the command is the program: it sets precision
     args = parser().parse_args(argv)
     try:
         args.action(args)

@@ -11,10 +11,9 @@ import typing
 
 import numpy as np
 
-import protocols
-from analysis.plots import learning_curves, response_panels
-from analysis.response import learning_range, response_curves
-from synapse_dyn import synapses
+from synapse_dyn import protocols, synapses
+from synapse_dyn.analysis.plots import learning_curves, response_panels
+from synapse_dyn.analysis.response import learning_range, response_curves
 from synapse_dyn.io import describe
 from synapse_dyn.training import TrainConfig, train
 

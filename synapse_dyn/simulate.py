@@ -35,8 +35,14 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 from tqdm.auto import tqdm
 
-from protocols import AbstractProtocol
-from synapse_dyn._checks import concrete, require_finite, require_in_range, require_positive
+from synapse_dyn._checks import (
+    concrete,
+    require_finite,
+    require_in_range,
+    require_positive,
+    require_x64,
+)
+from synapse_dyn.protocols import AbstractProtocol
 
 from .io import save_state
 from .noise import DiagonalNoise
@@ -255,6 +261,7 @@ def simulate(
 
     Raises ``SimulationError`` if the solver fails or a state becomes non-finite.
     """
+    require_x64("simulate")
     t0_value, t1_value = concrete(t0), concrete(t1)
     if t0_value is not None and t1_value is not None and not t1_value > t0_value:
         raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 import synapse_dyn
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
+from synapse_dyn._checks import require_x64
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
 RULES = ("ep", "cpl", "cl", "exact", "tcl")
@@ -232,7 +233,7 @@ class _TCL:
     cycle of sawtooth + rest, E. coli memory synapses with per-tensor thresholds)."""
 
     def __init__(self, config, network, w, task, rule):
-        from protocols import Constant, Repeat, Sawtooth, Sequence
+        from synapse_dyn.protocols import Constant, Repeat, Sawtooth, Sequence
         from synapse_dyn.simulate import Schedule
 
         if config.tcl_drive not in DRIVES:
@@ -354,6 +355,7 @@ ATTRS = {
 
 def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
     """Run the experiment; learning curves over ``epoch`` (0 = initial parameters)."""
+    require_x64("train")
     network, w, task = build(config)
     rule = _rule(config)
     cost = rule.cost

@@ -1,11 +1,10 @@
-"""Test-wide JAX settings: 64-bit floats (set on import of synapse_dyn) and strict rank
-promotion, so silent broadcasting bugs fail loudly."""
+"""Test-wide JAX settings: 64-bit floats and strict rank promotion, so silent broadcasting
+bugs fail loudly."""
 
 import jax
 import pytest
 
-import synapse_dyn  # noqa: F401  (enables x64)
-
+jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 

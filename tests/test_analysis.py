@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import protocols as P
-from analysis import fit_three_segments, learning_range, response_curves
-from analysis.figures import fig2, fig4c, fig5c, figS_timescale, load, names
+from synapse_dyn import protocols as P
+from synapse_dyn.analysis import fit_three_segments, learning_range, response_curves
+from synapse_dyn.analysis.figures import fig2, fig4c, fig5c, figS_timescale, load, names
 from synapse_dyn.synapses import DeadZone, EColiKernel, cycle_update
 
 
@@ -140,7 +140,7 @@ def test_every_figure_is_registered():
 
 
 def test_response_curves_compile_once_per_configuration():
-    from analysis.response import _curves
+    from synapse_dyn.analysis.response import _curves
 
     shape = P.Sawtooth(np.array([1.0, 2.0]), np.array([9.0, 8.0]), -0.5, 0.5)
     amplitudes = np.linspace(0, 50, 16)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import protocols as P
+from synapse_dyn import protocols as P
 from synapse_dyn.simulate import simulate
 from synapse_dyn.synapses import (
     Cubic,

@@ -4,7 +4,7 @@ trained by TCL reaches >= 93% test accuracy, within 2 points of explicit EP."""
 import numpy as np
 import pytest
 
-from analysis.figures import fig3
+from synapse_dyn.analysis.figures import fig3
 
 
 @pytest.fixture(scope="module")

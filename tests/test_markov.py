@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.thermodynamics import entropy_production_rate
+from synapse_dyn.analysis.thermodynamics import entropy_production_rate
 from synapse_dyn.synapses.markov import (
     MarkovLadder,
     check_rate_matrix,

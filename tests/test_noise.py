@@ -10,8 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import protocols as P
-from analysis.thermodynamics import heat_statistics, mean_with_error, total_entropy_production
+from synapse_dyn import protocols as P
+from synapse_dyn.analysis.thermodynamics import (
+    heat_statistics,
+    mean_with_error,
+    total_entropy_production,
+)
 from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
 from synapse_dyn.simulate import simulate
 from synapse_dyn.synapses import DeadZone, IntegralFeedback, Synapse

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import protocols as P
+from synapse_dyn import protocols as P
 
 
 def test_sawtooth_values_corners_and_period():

@@ -12,8 +12,8 @@ import pytest
 import xarray as xr
 from distributed import Client, LocalCluster, WorkerPlugin
 
-import protocols as P
-from analysis import response_curves, sweeps
+from synapse_dyn import protocols as P
+from synapse_dyn.analysis import response_curves, sweeps
 from synapse_dyn.cli import main
 from synapse_dyn.experiments import SynapseExperiment
 from synapse_dyn.synapses import DeadZone, EColiKernel
@@ -294,7 +294,7 @@ def test_fig6b_on_dask_matches_its_compiled_function(client):
     its compiled function called directly on the ladders, chunk by chunk."""
     import jax.numpy as jnp
 
-    from analysis.figures import fig6b
+    from synapse_dyn.analysis.figures import fig6b
 
     ds = fig6b.compute(quick=True, progress=False, chunk=100)
     assert_same(fig6b.compute(quick=True, progress=False, chunk=100, client=client), ds)

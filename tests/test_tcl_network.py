@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import protocols as P
-from analysis.tcl import agreement, cycle_estimate
 from synapse_dyn import networks as nw
+from synapse_dyn import protocols as P
 from synapse_dyn import rules
+from synapse_dyn.analysis.tcl import agreement, cycle_estimate
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Identity, Synapse, cycle_update
 
@@ -244,7 +244,7 @@ def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
 
 
 def test_timescale_map_degrades_outside_the_ideal_ordering():
-    from analysis.figures import figS_tcl_timescales
+    from synapse_dyn.analysis.figures import figS_tcl_timescales
 
     ds = figS_tcl_timescales.compute(quick=True, progress=False).isel(tau_network_over_tau_fast=0)
     ideal = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=100)

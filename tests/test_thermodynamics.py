@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis import thermodynamics as th
-from analysis.figures import fig6b
-from protocols import Sawtooth
+from synapse_dyn.analysis import thermodynamics as th
+from synapse_dyn.analysis.figures import fig6b
 from synapse_dyn.noise import Thermal, langevin
+from synapse_dyn.protocols import Sawtooth
 from synapse_dyn.synapses import DeadZone, IntegralFeedback, MarkovLadder, Synapse, cycle_update
 
 

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from protocols import Sawtooth
+from synapse_dyn.protocols import Sawtooth
 from synapse_dyn.synapses import EColiKernel
 
 TAU_K = 0.05

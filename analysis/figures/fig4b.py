@@ -4,8 +4,8 @@ E. coli kernel (I = 0, B = 20), theta_g = 100/tau_slow so that A_max = 100."""
 
 import numpy as np
 
-from analysis.plots import response_panels
-from analysis.response import response_curves
+from synapse_dyn.analysis.plots import response_panels
+from synapse_dyn.analysis.response import response_curves
 from synapse_dyn.io import describe
 from synapse_dyn.synapses import DeadZone
 

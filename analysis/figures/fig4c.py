@@ -8,8 +8,8 @@ compared with the kernel time reach it, short ones fall below (the kernel smooth
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import sweeps
-from analysis.response import learning_range
+from synapse_dyn.analysis import sweeps
+from synapse_dyn.analysis.response import learning_range
 from synapse_dyn.experiments import SynapseExperiment
 from synapse_dyn.io import describe
 

@@ -5,8 +5,8 @@ offset ~ I * mean * tau_fast (tcl_model.md, Fig. 5 recipe)."""
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import sweeps
-from analysis.response import learning_range
+from synapse_dyn.analysis import sweeps
+from synapse_dyn.analysis.response import learning_range
 from synapse_dyn.experiments import SynapseExperiment
 from synapse_dyn.io import describe
 

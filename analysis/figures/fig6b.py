@@ -21,11 +21,11 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from analysis import sweeps
-from analysis.thermodynamics import entropy_production_rate
-from protocols import Sawtooth
 from synapse_dyn._checks import require_in_range, require_positive
+from synapse_dyn.analysis import sweeps
+from synapse_dyn.analysis.thermodynamics import entropy_production_rate
 from synapse_dyn.io import describe
+from synapse_dyn.protocols import Sawtooth
 from synapse_dyn.synapses import DeadZone, cycle_update
 from synapse_dyn.synapses.cycle import wraps_needed
 from synapse_dyn.synapses.markov import MarkovLadder, esa_rate_matrix

@@ -6,9 +6,9 @@ tau_K << tau_fast << tau_slow (and tau_network << tau_fast) is violated."""
 import jax
 import jax.numpy as jnp
 
-from analysis.tcl import plot_timescale_map, timescale_map
 from synapse_dyn import networks as nw
 from synapse_dyn import rules
+from synapse_dyn.analysis.tcl import plot_timescale_map, timescale_map
 from synapse_dyn.io import describe
 
 BETA = 0.05

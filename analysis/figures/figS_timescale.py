@@ -6,7 +6,7 @@ the fast ramp is long compared with the kernel."""
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.response import response_curves
+from synapse_dyn.analysis.response import response_curves
 from synapse_dyn.io import describe
 from synapse_dyn.synapses import DeadZone
 

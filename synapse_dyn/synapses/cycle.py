@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from protocols import AbstractProtocol, Sawtooth, sample
 from synapse_dyn._checks import concrete, require_finite, require_nonempty, require_positive
+from synapse_dyn.protocols import AbstractProtocol, Sawtooth, sample
 
 from .kernels import AbstractKernel
 from .memory import AbstractLinearMemory, Synapse
