@@ -14,7 +14,7 @@ import pkgutil
 
 def names() -> list[str]:
     """The available figures."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("fig"))
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def load(name: str):
