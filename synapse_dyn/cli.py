@@ -79,12 +79,13 @@ def _keys(args) -> None:
 
 
 def _sweep(args) -> None:
+    from synapse_dyn import experiments
     from synapse_dyn.analysis import sweeps
 
     path = pathlib.Path(args.file)
     if not path.is_file():
         raise ValueError(f"sweep file {str(path)!r} does not exist.")
-    experiment, sweep, chunk = sweeps.parse_sweep(path.read_text(), str(path))
+    experiment, sweep, chunk = experiments.parse_sweep(path.read_text(), str(path))
     out = pathlib.Path(args.out or f"sweeps/{experiment.config_.name}.zarr")
     if out.suffix not in (".zarr", ".nc"):
         raise ValueError(f"--out must end in .zarr (a resumable store) or .nc, got {str(out)!r}.")

@@ -12,6 +12,7 @@ import typing
 import numpy as np
 
 from synapse_dyn import protocols, synapses
+from synapse_dyn.analysis import sweeps
 from synapse_dyn.analysis.plots import learning_curves, response_panels
 from synapse_dyn.analysis.response import learning_range, response_curves
 from synapse_dyn.io import describe
@@ -126,12 +127,21 @@ KINDS: dict[str, type] = {"synapse": SynapseExperiment, "train": TrainExperiment
 DEFAULT = 'kind = "synapse"\nname = "tcl-synapse"\n'
 
 
-def parse(text: str, source: str = "experiment"):
-    """The experiment configured by a TOML text."""
+def _load(text: str, source: str) -> dict:
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{source} is not valid TOML: {error}") from None
+
+
+def parse(text: str, source: str = "experiment"):
+    """The experiment configured by a TOML text."""
+    return from_table(_load(text, source), source)
+
+
+def from_table(table: dict, source: str = "experiment"):
+    """The experiment configured by a TOML table (``kind`` plus that kind's fields)."""
+    table = dict(table)
     kind = table.pop("kind", None)
     if kind not in KINDS:
         raise ValueError(f"{source}: 'kind' must be one of {sorted(KINDS)}, got {kind!r}.")
@@ -162,3 +172,89 @@ def describe_kind(kind: str) -> str:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         lines.append(f"  {f.name} = {default!r}  # {f.metadata['doc']}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep files
+
+
+_SWEEP_KEYS = ("chunk", "grid", "points", "random")
+_DISTRIBUTIONS = {
+    "uniform": sweeps.Uniform,
+    "log_uniform": sweeps.LogUniform,
+    "multiples": sweeps.Multiples,
+    "choice": sweeps.Choice,
+}
+
+
+def _grid_axis(source: str, name: str, spec):
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"start", "stop", "num", "log"})
+        missing = sorted({"start", "stop", "num"} - set(spec))
+        if unknown or missing:
+            raise ValueError(
+                f"{source}: grid axis {name!r} must be a list or {{start, stop, num, log}}; "
+                f"unknown {unknown}, missing {missing}."
+            )
+        space = np.geomspace if spec.get("log", False) else np.linspace
+        return space(spec["start"], spec["stop"], int(spec["num"]))
+    return spec
+
+
+def _distribution(source: str, name: str, spec):
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _DISTRIBUTIONS:
+        raise ValueError(
+            f"{source}: random axis {name!r} must be one of {{uniform = [low, high]}}, "
+            "{log_uniform = [low, high]}, {multiples = [step, low, high]}, {choice = [values]}; "
+            f"got {spec!r}."
+        )
+    [(kind, args)] = spec.items()
+    return _DISTRIBUTIONS[kind](tuple(args)) if kind == "choice" else _DISTRIBUTIONS[kind](*args)
+
+
+def parse_sweep(text: str, source: str = "sweep file"):
+    """(experiment, sweep, chunk) of an experiment file with a ``[sweep]`` table holding one of
+    ``grid`` (axis = list or {start, stop, num, log}), ``points`` (equal-length lists) or
+    ``random`` (n, seed, then axis = {uniform|log_uniform|multiples|choice = ...}), and an
+    optional ``chunk`` (points per chunk)."""
+    table = _load(text, source)
+    spec = table.pop("sweep", None)
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"{source} has no [sweep] table; add [sweep.grid], [sweep.points] or [sweep.random]."
+        )
+    config = from_table(table, source)
+    sweepable = {SynapseExperiment: sweeps.SynapseResponse}
+    if type(config) not in sweepable:
+        raise ValueError(
+            f"{source}: experiments of kind {type(config).__name__} cannot be swept yet."
+        )
+    unknown = sorted(set(spec) - set(_SWEEP_KEYS))
+    kinds = [key for key in ("grid", "points", "random") if key in spec]
+    if unknown or len(kinds) != 1:
+        raise ValueError(
+            f"{source}: [sweep] takes exactly one of grid, points, random and optionally chunk; "
+            f"got {sorted(spec)}."
+        )
+    [kind] = kinds
+    axes = dict(spec[kind])
+    if kind == "grid":
+        sweep = sweeps.Grid(
+            **{name: _grid_axis(source, name, values) for name, values in axes.items()}
+        )
+    elif kind == "points":
+        sweep = sweeps.Points(**axes)
+    else:
+        n, seed = axes.pop("n", None), axes.pop("seed", None)
+        if not isinstance(n, int) or not isinstance(seed, int):
+            raise ValueError(
+                f"{source}: [sweep.random] needs integer n and seed, "
+                f"got n = {n!r}, seed = {seed!r}."
+            )
+        sweep = sweeps.Draws(
+            n, seed, **{name: _distribution(source, name, d) for name, d in axes.items()}
+        )
+    chunk = spec.get("chunk")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"{source}: [sweep] chunk must be a positive integer, got {chunk!r}.")
+    return sweepable[type(config)](config), sweep, chunk

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synapse_dyn import protocols as P
-from synapse_dyn.simulate import simulate
+from synapse_dyn.simulate import cycle_update_ode, simulate
 from synapse_dyn.synapses import (
     Cubic,
     DeadZone,
@@ -17,7 +17,6 @@ from synapse_dyn.synapses import (
     Synapse,
     cycle_response,
     cycle_update,
-    cycle_update_ode,
     occupation_sum,
     periodic_response,
 )

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 from distributed import Client, LocalCluster, WorkerPlugin
 
+from synapse_dyn import experiments
 from synapse_dyn import protocols as P
 from synapse_dyn.analysis import response_curves, sweeps
 from synapse_dyn.cli import main
@@ -79,12 +80,12 @@ def test_grid_dataset_has_the_axes_as_dims_and_matches_response_curves(reference
 
 def test_sweep_compiles_once(experiment):
     first = sweeps.run(experiment, sweeps.Points(tau_fast=[0.5, 0.7, 0.9]), chunk=2, progress=False)
-    before = sweeps._evaluate._cached._cache_size()
+    before = sweeps.execution._evaluate._cached._cache_size()
     second = sweeps.run(
         experiment, sweeps.Points(tau_fast=[1.5, 1.7, 1.9]), chunk=2, progress=False
     )
     # new values and a padded last chunk, but the same shapes: no new trace
-    assert sweeps._evaluate._cached._cache_size() == before
+    assert sweeps.execution._evaluate._cached._cache_size() == before
     assert not np.array_equal(first.dw.values, second.dw.values)
 
 
@@ -159,7 +160,7 @@ def test_sweep_file_grid_matches_python(experiment, tmp_path):
         "[sweep]\nchunk = 3\n[sweep.grid]\n"
         "tau_fast = {start = 0.5, stop = 2.0, num = 3, log = true}\ntau_slow = [9.0, 20.0]\n"
     )
-    parsed, grid, chunk = sweeps.parse_sweep(path.read_text())
+    parsed, grid, chunk = experiments.parse_sweep(path.read_text())
     assert chunk == 3
     assert parsed.config_ == SynapseExperiment(name="g", amplitude_stop=100.0, n_amplitudes=40)
     np.testing.assert_allclose(grid.axes["tau_fast"], [0.5, 1.0, 2.0])
@@ -260,7 +261,7 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
     after = sweeps.chunk_runs(store)
     np.testing.assert_array_equal(after[done], 1)  # finished chunks were not computed again
     np.testing.assert_array_equal(after[~done], 2)  # the resumed run computed only the rest
-    experiment, points, chunk = sweeps.parse_sweep(path.read_text())
+    experiment, points, chunk = experiments.parse_sweep(path.read_text())
     uninterrupted = sweeps.run(experiment, points, chunk=chunk, progress=False)
     assert_same(sweeps.open_sweep(store), uninterrupted.drop_attrs())
     np.testing.assert_array_equal(partial[finished], uninterrupted.dw.values[finished])

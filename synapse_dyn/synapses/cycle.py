@@ -10,7 +10,7 @@ Two independent routes:
   g(I mean + A v_j) is a sum of power sums of v over the index ranges where u_A falls in each
   piece; with v sorted these ranges are two binary searches per piece, so a sweep over n_A
   amplitudes costs O(N log N + n_A log N) instead of O(n_A N).
-* ``cycle_update_ode``: integrate the memory ODE and the weight together with diffrax, the
+* ``synapse_dyn.simulate.cycle_update_ode``: integrate the memory ODE and the weight together with diffrax, the
   protocol's corners declared to the step-size controller.
 
 For many synapses driven by combinations of the same piecewise-linear current shapes (the
@@ -33,7 +33,7 @@ from synapse_dyn._checks import concrete, require_finite, require_nonempty, requ
 from synapse_dyn.protocols import AbstractProtocol, Sawtooth, sample
 
 from .kernels import AbstractKernel
-from .memory import AbstractLinearMemory, Synapse
+from .memory import AbstractLinearMemory
 from .nonlinearities import AbstractNonlinearity
 
 
@@ -159,27 +159,6 @@ def warn_if_fast_ramp_short(kernel: AbstractKernel, shape: AbstractProtocol) -> 
             "underestimates the contrast; lengthen tau_fast or shorten the kernel.",
             stacklevel=3,
         )
-
-
-def cycle_update_ode(
-    synapse: Synapse,
-    signal: AbstractProtocol,
-    warmup_cycles: int = 2,
-    rtol: float = 1e-9,
-    atol: float = 1e-12,
-) -> Float[Array, ""]:
-    """Delta = integral over one period of g(u) from a diffrax solve of the memory ODE and
-    the weight together (after ``warmup_cycles`` periods to reach the periodic steady state):
-    Delta = -(w(end) - w(end - T)) / learning_rate."""
-    from synapse_dyn.simulate import simulate
-
-    period = float(signal.period)
-    t1 = (warmup_cycles + 1) * period
-    solution = simulate(
-        synapse, signal, t1=t1, saveat=jnp.array([t1 - period, t1]), rtol=rtol, atol=atol
-    )
-    weights = solution.ys[1]
-    return -(weights[1] - weights[0]) / synapse.learning_rate
 
 
 def _frozen(array) -> tuple:

@@ -1,58 +1,28 @@
-"""The one verb: ``simulate`` integrates a learning system through time with diffrax.
-
-Synapse level (``network=None``): the protocol is the synaptic current itself,
-s(t) = protocol(t), and the state is (z, w):
-
-    dz/dt = f(z, s(t)),    dw/dt = -alpha g(u(z, s(t))).
-
-Network level (Temporal Contrastive Learning): the protocol p(t) in [0, 1] drives the
-perturbation of ``rule`` (the EP nudge beta(t) = eps_k beta p(t), or the coupled-learning
-clamp eta(t) = eps_k eta p(t)), cycle k presenting mini-batch k of the task's ``Schedule`` with
-sign eps_k. Every parameter w_ij sees its local current, the batch mean of
-s_ij = dE/dw_ij at the network state x(t), and
-
-    dz_ij/dt = f(z_ij, s_ij),    dw_ij/dt = -(alpha / (eps_k b)) g(u_ij),
-
-so that per cycle w moves by -alpha times the rule's estimate of dL/dw in the ideal regime
-(the division by the signed strength is the paper's 1/beta). The network is either
-quasi-static (``mode="quasistatic"``: x(t) is the perturbed equilibrium at every instant, the
-parameters move once per cycle, after which the network re-settles and the memory follows
-the current change adiabatically) or relaxes at its own speed (``mode="relaxation"``:
-dx/dt = -dF/dx / tau_network, EP only, everything continuous).
-Within each cycle the inputs move linearly to the next batch's over the last ``blend`` of
-the cycle (while the nudge is small), so the free current changes slowly and stays inside
-the dead zone instead of jumping.
-"""
+"""Network-level Temporal Contrastive Learning: the schedule of mini-batches, the quasi-static
+mode (exact linear memory between nudge levels) and the relaxation mode (the network state
+as an ODE variable)."""
 
 import warnings
-from typing import Literal
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PyTree
+from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
 from synapse_dyn._checks import (
-    concrete,
     require_finite,
     require_in_range,
-    require_positive,
-    require_x64,
 )
+from synapse_dyn.io import save_state
 from synapse_dyn.protocols import AbstractProtocol
+from synapse_dyn.synapses.cycle import cycle_response
+from synapse_dyn.synapses.memory import Synapse
+from synapse_dyn.tasks import Task
 
-from .io import save_state
-from .noise import DiagonalNoise
-from .synapses.cycle import cycle_response
-from .synapses.memory import Synapse
-from .tasks import Task
-
-
-class SimulationError(RuntimeError):
-    """The solver failed (step-size collapse, too many steps, non-finite state)."""
+from .checkpoint import _check_finite, _diverged
 
 
 class Schedule(eqx.Module):
@@ -103,18 +73,6 @@ class Schedule(eqx.Module):
         weight = jnp.clip((phase - (1 - self.blend)) / jnp.maximum(self.blend, 1e-12), 0.0, 1.0)
         now, then = self.inputs[self.rows(cycle)], self.inputs[self.rows(cycle + 1)]
         return (1 - weight) * now + weight * then, self.targets[self.rows(cycle)]
-
-
-class _SynapseField(eqx.Module):
-    """d(z, w)/dt for a synapse driven directly by s(t) = protocol(t)."""
-
-    synapse: Synapse
-    protocol: AbstractProtocol
-
-    def __call__(self, t, state, args):
-        z, _ = state
-        s = self.protocol(t)
-        return self.synapse.memory.vector_field(z, s), self.synapse.velocity(z, s)
 
 
 class _Relaxation(eqx.Module):
@@ -197,191 +155,6 @@ def cycle_signs(variant: str, n_cycles: int, seed: int) -> np.ndarray:
         f"a TCL protocol realises one perturbation per cycle: rule variant must be 'positive', "
         f"'negative' or 'random' (a random sign per cycle), got {variant!r}."
     )
-
-
-def simulate(
-    synapse: Synapse,
-    protocol: AbstractProtocol,
-    *,
-    t1: float,
-    t0: float = 0.0,
-    network: eqx.Module | None = None,
-    rule: eqx.Module | None = None,
-    task: Task | Schedule | None = None,
-    w0: PyTree[ArrayLike] = 0.0,
-    state0: tuple | None = None,
-    mode: Literal["quasistatic", "relaxation"] = "quasistatic",
-    seed: int = 0,
-    levels: int = 9,
-    substeps: int = 6,
-    saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    max_steps: int = 1_000_000,
-    progress: bool = False,
-    checkpoint: str | None = None,
-    noise: eqx.Module | None = None,
-    noise_seed: int = 0,
-    dt: float | None = None,
-    brownian: str = "virtual",
-):
-    """Integrate a learning system from ``t0`` to ``t1`` under ``protocol`` (module docstring
-    for the equations).
-
-    Synapse level (no ``network``): returns the diffrax solution, ``ys = (z, w)`` at
-    ``saveat`` (an array of times, a ``diffrax.SaveAt``, or None for the end point), ``w0``
-    the initial weight. The protocol's corners are declared to the step-size controller.
-
-    Network level: give ``network``, ``rule`` (``rules.EP`` or ``rules.CpL``, variant
-    positive, negative or random), ``task`` (a ``tasks.Task``: its training split, one sample
-    per cycle in order; or a ``Schedule`` for mini-batches, shuffling and the blend) and the
-    initial parameters ``w0`` (or ``state0`` from a previous run, to resume); the protocol
-    must be periodic with values in [0, 1] and [t0, t1] a whole number of cycles. Returns a
-    ``TCLRun``.
-
-    * ``mode="quasistatic"``: the network sits at its perturbed equilibrium; it is solved at
-      ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
-      between them, and the linear memory is propagated exactly (``cycle_response``: matrix
-      exponentials, once per configuration), the weights integrating g(u) with ``substeps``
-      graded intervals per stretch between the protocol's corners (docs/tcl.md for the
-      accuracy). Parameters are projected
-      onto their physical range after every cycle. With ``checkpoint=PATH`` the state is
-      saved every 25 cycles (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` to
-      resume); if a variable turns non-finite the run stops naming it, the cycle and time,
-      and the last good state stays in PATH.
-    * ``mode="relaxation"``: the network state is an ODE variable too,
-      dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
-
-    Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
-    dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
-    at synapse level and on the network state x in relaxation mode; it is solved with fixed
-    steps ``dt`` (Heun), the Brownian path fixed by ``noise_seed`` (``brownian`` "virtual":
-    the same path at any dt; "increments": faster, same path only on the same grid).
-
-    Raises ``SimulationError`` if the solver fails or a state becomes non-finite.
-    """
-    require_x64("simulate")
-    t0_value, t1_value = concrete(t0), concrete(t1)
-    if t0_value is not None and t1_value is not None and not t1_value > t0_value:
-        raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")
-    as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
-    # Python floats in the modules become arrays, so new parameter values reuse the
-    # compiled solve instead of tracing it again.
-    synapse = as_arrays(synapse)
-    integrator = _Integrator(
-        solver, rtol, atol, max_steps, _thermal(noise, noise_seed, dt, brownian)
-    )
-    if network is not None:
-        if saveat is not None:
-            raise ValueError(
-                "saveat applies to a synapse-level run; a network run records every cycle (the "
-                "TCLRun fields) and returns its final state: drop saveat, or split the run with "
-                "state0 to keep intermediate states."
-            )
-        return _simulate_network(
-            synapse,
-            protocol,
-            float(t0),
-            float(t1),
-            integrator,
-            network=network,
-            rule=rule,
-            task=task,
-            w0=w0,
-            state0=state0,
-            mode=mode,
-            seed=seed,
-            levels=levels,
-            substeps=substeps,
-            progress=progress,
-            checkpoint=checkpoint,
-        )
-    protocol = as_arrays(protocol)
-    if saveat is None:
-        saveat = diffrax.SaveAt(t1=True)
-    elif not isinstance(saveat, diffrax.SaveAt):
-        saveat = diffrax.SaveAt(ts=jnp.asarray(saveat, dtype=float))
-    require_finite("w0", w0)
-    w0 = jnp.asarray(w0, dtype=float)
-    y0 = (synapse.memory.steady_state(protocol(t0) + jnp.zeros_like(w0)), w0)
-    field = _SynapseField(synapse, protocol)
-    return integrator.solve(
-        field, y0, protocol, t0, t1, saveat, diffrax.Tsit5(), mask=(True, False)
-    )
-
-
-def _thermal(noise, seed, dt, kind):
-    """The Thermalised spec of a simulation, or None without noise."""
-    if noise is None:
-        return None
-    if dt is None:
-        raise ValueError(
-            "a simulation with thermal noise takes fixed steps: pass dt (e.g. a tenth of the "
-            "fastest time scale)."
-        )
-    require_positive("dt", dt)
-    return Thermalised(noise, seed, float(dt), kind)
-
-
-class Thermalised(eqx.Module):
-    """Thermal noise on part of the state: ``noise`` (e.g. ``noise.Thermal(kT, mobility)``)
-    on the leaves where ``mask`` is True, a Brownian path fixed by ``seed`` (kind "virtual"
-    or "increments", see ``synapse_dyn.noise``), fixed steps ``dt``."""
-
-    noise: eqx.Module
-    seed: int
-    dt: float
-    kind: str = eqx.field(static=True, default="virtual")
-
-    def term(self, y0, mask, t0, t1):
-        path = self.noise.brownian(y0, t0, t1, self.seed, self.dt / 4, self.kind)
-        amplitude = jax.tree.map(
-            lambda leaf, on: on * jnp.broadcast_to(self.noise.amplitude, jnp.shape(leaf)), y0, mask
-        )
-        return DiagonalNoise(amplitude, path)
-
-
-class _Integrator(eqx.Module):
-    """How ``simulate`` integrates: adaptive steps (``solver``, ``rtol``, ``atol``) with the
-    protocol's corners declared, or, with thermal noise, fixed steps of the SDE (Heun)."""
-
-    solver: diffrax.AbstractSolver | None
-    rtol: float
-    atol: float
-    max_steps: int
-    thermal: Thermalised | None
-
-    def solve(self, field, y0, protocol, t0, t1, saveat, default_solver, mask, extra_steps=()):
-        """diffeqsolve of ``field`` from ``y0``; thermal noise acts where ``mask`` is True."""
-        if self.thermal is None:
-            terms, dt0, solver = diffrax.ODETerm(field), None, self.solver or default_solver
-            step_ts = np.union1d(protocol.breakpoints(float(t0), float(t1)), extra_steps)
-            controller = diffrax.ClipStepSizeController(
-                diffrax.PIDController(rtol=self.rtol, atol=self.atol),
-                step_ts=jnp.asarray(step_ts) if len(step_ts) else None,
-                jump_ts=_or_none(protocol.jump_times(float(t0), float(t1))),
-            )
-        else:
-            noise = self.thermal.term(y0, mask, t0, t1)
-            terms = diffrax.MultiTerm(diffrax.ODETerm(field), noise)
-            dt0, controller, solver = self.thermal.dt, diffrax.ConstantStepSize(), diffrax.Heun()
-        increments = self.thermal is not None and self.thermal.kind == "increments"
-        solution = diffrax.diffeqsolve(
-            terms,
-            solver,
-            t0=t0,
-            t1=t1,
-            dt0=dt0,
-            y0=y0,
-            saveat=saveat,
-            stepsize_controller=controller,
-            max_steps=self.max_steps,
-            throw=False,
-            adjoint=diffrax.ForwardMode() if increments else diffrax.RecursiveCheckpointAdjoint(),
-        )
-        _raise_on_failure(solution)
-        return solution
 
 
 def _simulate_network(
@@ -623,36 +396,6 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
     return jax.lax.scan(cycle, carry, (cycles, signs))
 
 
-def _check_finite(state, record, start, period, checkpoint, last_good):
-    """Raise SimulationError naming the first non-finite variable and cycle of a chunk."""
-    bad = [
-        ("memory z", "parameters w")[path[0].idx] + jax.tree_util.keystr(path[1:])
-        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
-        if not np.all(np.isfinite(leaf))
-    ]
-    broken = ~np.all(np.isfinite(record), axis=1)
-    if bad or broken.any():
-        cycle = start + int(np.argmax(broken))
-        what = f"{bad[0] if bad else 'the network state'} became non-finite"
-        _diverged(what, cycle, cycle + 1, period, checkpoint, last_good, start)
-
-
-def _diverged(what, first, last, period, checkpoint, last_good, good_until=None):
-    """Save the last good state (reached at cycle ``good_until``, default ``first``) and raise
-    SimulationError saying what failed where."""
-    good_until = first if good_until is None else good_until
-    where = ""
-    if checkpoint:
-        save_state(checkpoint, (last_good[2], *last_good[:2]), good_until * period)
-        where = f"; the last good state (t = {good_until * period:g}) is saved in {checkpoint}"
-    cycles = f"cycle {first}" if last == first + 1 else f"cycles {first}-{last - 1}"
-    raise SimulationError(
-        f"TCL simulation diverged in {cycles} (t = {first * period:g} to {last * period:g}): "
-        f"{what}{where}. "
-        "Lower the learning rate or the nudge, or raise the thresholds."
-    )
-
-
 def _initial_state(synapse, network, schedule, w, first):
     """(x, z, w) at the start: the free states of the first batch and every memory at its
     steady state for the free current."""
@@ -726,6 +469,7 @@ def _quasistatic(
 def _relax(
     synapse, protocol, network, rule, schedule, signs, w, state0, first, n_cycles, integrator
 ):
+
     period = float(protocol.period)
     t0, t1 = first * period, (first + n_cycles) * period
     x, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
@@ -764,18 +508,3 @@ def _relax(
     )
     final = jax.tree.map(lambda a: a[-1], (xs, zs, ws))
     return TCLRun(starts[:-1], *np.asarray(records).T, final, t1)
-
-
-def _or_none(times):
-    return jnp.asarray(times) if len(times) else None
-
-
-def _raise_on_failure(solution: diffrax.Solution) -> None:
-    if concrete(solution.result._value) is None:
-        return  # traced (inside jit): diffrax's own error channel applies
-    if solution.result != diffrax.RESULTS.successful:
-        reached = solution.stats.get("num_steps", "?")
-        raise SimulationError(
-            f"the solver failed after {reached} steps: {solution.result}. Loosen rtol/atol, "
-            "raise max_steps, or check the inputs for NaN."
-        )
