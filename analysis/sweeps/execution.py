@@ -36,8 +36,9 @@ def _compute(
 
 
 def _compute_on_worker(x64: bool, experiment, points, size):
-    """``_compute`` on a Dask worker, in the caller's floating-point precision (a worker is
-    a separate process with JAX's defaults)."""
+    """``_compute`` on a Dask worker, in the caller's floating-point precision: a worker is a
+    separate process with JAX's defaults, so the experiment travels with NumPy leaves (a JAX
+    array unpickled in 32-bit mode would be rounded), which the compiled function takes as is."""
     jax.config.update("jax_enable_x64", x64)
     return _compute(experiment, points, size)
 
@@ -53,11 +54,14 @@ def _on_dask(client, retries, experiment, jobs, size):
     finish; pending tasks are cancelled if the caller stops early (Ctrl-C, error)."""
     from distributed import as_completed
 
+    shipped = jax.tree.map(
+        lambda leaf: np.asarray(leaf) if eqx.is_array(leaf) else leaf, experiment
+    )
     futures = {
         client.submit(
             _compute_on_worker,
             bool(jax.config.jax_enable_x64),
-            experiment,
+            shipped,
             points,
             size,
             retries=retries,

@@ -10,8 +10,8 @@ Two independent routes:
   g(I mean + A v_j) is a sum of power sums of v over the index ranges where u_A falls in each
   piece; with v sorted these ranges are two binary searches per piece, so a sweep over n_A
   amplitudes costs O(N log N + n_A log N) instead of O(n_A N).
-* ``synapse_dyn.simulate.cycle_update_ode``: integrate the memory ODE and the weight together with diffrax, the
-  protocol's corners declared to the step-size controller.
+* ``synapse_dyn.simulate.cycle_update_ode``: integrate the memory ODE and the weight together
+  with diffrax, the protocol's corners declared to the step-size controller.
 
 For many synapses driven by combinations of the same piecewise-linear current shapes (the
 network simulation), ``cycle_response`` precomputes the exact linear response once and
