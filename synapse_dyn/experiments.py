@@ -10,8 +10,10 @@ import tomllib
 import typing
 
 import numpy as np
+import tomli_w
 
 from synapse_dyn import protocols, synapses
+from synapse_dyn._checks import Range, check_fields, check_name
 from synapse_dyn.analysis import sweeps
 from synapse_dyn.analysis.plots import learning_curves, response_panels
 from synapse_dyn.analysis.response import learning_range, response_curves
@@ -44,6 +46,10 @@ class SynapseExperiment:
     mean_current: float = option(0.0, "background current s_bar")
     amplitude_stop: float = option(125.0, "largest contrast A of the sweep (exclusive)")
     n_amplitudes: int = option(500, "number of contrasts in the sweep")
+
+    def __post_init__(self):
+        check_name(self.name)
+        check_fields(self, SYNAPSE_RANGES)
 
     def build(self):
         """(kernel, nonlinearity, shape) of the experiment."""
@@ -106,9 +112,14 @@ class TrainExperiment(TrainConfig):
 
     name: str = option("train", "run name; outputs go to <out>/<name>/")
 
-    def run(self, progress: bool = True):
-        """(dataset, figure, summary lines)."""
-        ds = train(self, progress=progress)
+    def __post_init__(self):
+        check_name(self.name)
+        super().__post_init__()
+
+    def run(self, progress: bool = True, **checkpointing):
+        """(dataset, figure, summary lines); ``checkpointing``: ``train``'s checkpoint,
+        checkpoint_every and resume."""
+        ds = train(self, progress=progress, **checkpointing)
         final = ds.isel(epoch=-1)
         summary = [
             f"{self.substrate} / {self.rule} ({self.variant}) on {self.task}, {self.epochs} epochs",
@@ -124,6 +135,22 @@ class TrainExperiment(TrainConfig):
 
 KINDS: dict[str, type] = {"synapse": SynapseExperiment, "train": TrainExperiment}
 
+TIME = Range(0.0, 1e6, open_low=True)
+SYNAPSE_RANGES = {
+    "memory": ("ecoli", "integral_feedback"),
+    "nonlinearity": ("dead_zone", "cubic", "identity"),
+    "tau_kernel": TIME,
+    "kernel_area": Range(-1e3, 1e3),
+    "threshold": Range(0.0, 1e6),
+    "tau_fast": TIME,
+    "tau_slow": TIME,
+    "mean_current": Range(-1e6, 1e6),
+    "amplitude_stop": Range(0.0, 1e6, open_low=True),
+    "n_amplitudes": Range(8, 100_000, integer=True),
+}
+"""The allowed values of every key of a synapse experiment, checked by one function
+(``_checks.check_fields``) for every entry point: files, sweeps, the Python API."""
+
 DEFAULT = 'kind = "synapse"\nname = "tcl-synapse"\n'
 
 
@@ -134,9 +161,23 @@ def _load(text: str, source: str) -> dict:
         raise ValueError(f"{source} is not valid TOML: {error}") from None
 
 
-def parse(text: str, source: str = "experiment"):
-    """The experiment configured by a TOML text."""
-    return from_table(_load(text, source), source)
+def parse(text: str, source: str = "experiment", default_name: str | None = None):
+    """The experiment configured by a TOML text (named ``default_name`` when it sets no
+    ``name``, e.g. the file's name)."""
+    return from_table(_named(_load(text, source), default_name), source)
+
+
+def _named(table: dict, default_name: str | None) -> dict:
+    if default_name is not None and "name" not in table:
+        table = {**table, "name": default_name}
+    return table
+
+
+def to_toml(config) -> str:
+    """The experiment file of a configuration (written by a TOML library, so any name or
+    value round-trips through ``parse``)."""
+    kind = next(kind for kind, config_type in KINDS.items() if type(config) is config_type)
+    return tomli_w.dumps({"kind": kind, **dataclasses.asdict(config)})
 
 
 def from_table(table: dict, source: str = "experiment"):
@@ -212,12 +253,12 @@ def _distribution(source: str, name: str, spec):
     return _DISTRIBUTIONS[kind](tuple(args)) if kind == "choice" else _DISTRIBUTIONS[kind](*args)
 
 
-def parse_sweep(text: str, source: str = "sweep file"):
+def parse_sweep(text: str, source: str = "sweep file", default_name: str | None = None):
     """(experiment, sweep, chunk) of an experiment file with a ``[sweep]`` table holding one of
     ``grid`` (axis = list or {start, stop, num, log}), ``points`` (equal-length lists) or
     ``random`` (n, seed, then axis = {uniform|log_uniform|multiples|choice = ...}), and an
-    optional ``chunk`` (points per chunk)."""
-    table = _load(text, source)
+    optional ``chunk`` (points per chunk); ``default_name`` as for ``parse``."""
+    table = _named(_load(text, source), default_name)
     spec = table.pop("sweep", None)
     if not isinstance(spec, dict):
         raise ValueError(
