@@ -142,13 +142,18 @@ def _run(args) -> None:
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
 
 
-def _client(args):
+def _cluster(args):
+    """The checked cluster arguments: a function that gives the Dask client (or None)."""
     from synapse_dyn.analysis import sweeps
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}.")
+    if args.scheduler is not None and args.cluster is not None:
+        raise ValueError("give either --scheduler or --cluster, not both.")
     options = sweeps.cluster_options(args.cluster_option)
-    return sweeps.dask_client(args.scheduler, args.cluster, args.workers, options, tls=args.tls)
+    return lambda: sweeps.dask_client(
+        args.scheduler, args.cluster, args.workers, options, tls=args.tls
+    )
 
 
 def _figure(args) -> None:
@@ -157,6 +162,7 @@ def _figure(args) -> None:
     from synapse_dyn.analysis import figures
 
     module = figures.load(args.name)
+    client = _cluster(args)
     out = _output_folder(args.out)
     distributed = args.scheduler is not None or args.cluster is not None
     if distributed and "client" not in inspect.signature(module.compute).parameters:
@@ -173,9 +179,9 @@ def _figure(args) -> None:
                 f"{str(existing[0])!r} already exists; pass --overwrite to replace it, or "
                 "choose another --out."
             )
-        with _client(args) as client:
+        with client() as dask:
             if distributed:
-                extra["client"] = client
+                extra["client"] = dask
             ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
         data = write_dataset(ds, out / f"{args.name}.nc")
         pictures = save_figure(module.plot(ds), out / args.name)
@@ -209,8 +215,9 @@ def _sweep(args) -> None:
     if args.resume and out.suffix != ".zarr":
         raise ValueError("--resume needs a .zarr store for --out.")
     store = out if out.suffix == ".zarr" else None
+    cluster = _cluster(args)
     _output_folder(out.parent)
-    with _lock(out.parent, out.name), _client(args) as client:
+    with _lock(out.parent, out.name), cluster() as client:
         if out.exists() and not args.resume:
             if not args.overwrite:
                 raise ValueError(

@@ -80,9 +80,14 @@ class SynapseExperiment:
         curves = response_curves(kernel, g, shape, amplitudes, self.mean_current, progress=progress)
         cancelling = curves.amplitude.values[curves.regime.values == 2]
         amplitude_max = float(cancelling.min()) if cancelling.size else self.amplitude_stop
-        fitted = learning_range(
-            curves.sel(amplitude=slice(None, 0.75 * amplitude_max)), amplitude_max
-        )
+        below = curves.sel(amplitude=slice(None, 0.75 * amplitude_max))
+        if below.sizes["amplitude"] < 8:
+            raise ValueError(
+                f"only {below.sizes['amplitude']} of the n_amplitudes = {self.n_amplitudes} "
+                f"contrasts lie below 0.75 A_max = {0.75 * amplitude_max:.3g}, too few (8) to fit "
+                "the learning range; raise n_amplitudes or lower amplitude_stop."
+            )
+        fitted = learning_range(below, amplitude_max)
         ds = curves.assign(
             {
                 name: fitted[name]
@@ -146,7 +151,7 @@ SYNAPSE_RANGES = {
     "tau_slow": TIME,
     "mean_current": Range(-1e6, 1e6),
     "amplitude_stop": Range(0.0, 1e6, open_low=True),
-    "n_amplitudes": Range(8, 100_000, integer=True),
+    "n_amplitudes": Range(16, 100_000, integer=True),
 }
 """The allowed values of every key of a synapse experiment, checked by one function
 (``_checks.check_fields``) for every entry point: files, sweeps, the Python API."""
@@ -196,13 +201,13 @@ def from_table(table: dict, source: str = "experiment"):
     hints = typing.get_type_hints(config_type)
     values = {}
     for key, value in table.items():
-        expected = hints[key]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(expected, type) and not isinstance(value, expected):
-            raise ValueError(f"{source}: key {key!r} must be {expected.__name__}, got {value!r}.")
         values[key] = value
-    return config_type(**values)
+    try:  # the configuration validates every key itself, whatever the entry point
+        return config_type(**values)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{source}: {error}") from None
 
 
 def describe_kind(kind: str) -> str:
