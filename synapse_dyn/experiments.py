@@ -242,9 +242,29 @@ def _grid_axis(source: str, name: str, spec):
                 f"{source}: grid axis {name!r} must be a list or {{start, stop, num, log}}; "
                 f"unknown {unknown}, missing {missing}."
             )
-        space = np.geomspace if spec.get("log", False) else np.linspace
-        return space(spec["start"], spec["stop"], int(spec["num"]))
+        check_fields(_GridAxis(spec["start"], spec["stop"], spec["num"]), _GRID_AXIS)
+        log = spec.get("log", False)
+        if not isinstance(log, bool) or (log and not (spec["start"] > 0 and spec["stop"] > 0)):
+            raise ValueError(
+                f"{source}: grid axis {name!r}: log must be true or false, and a log axis needs "
+                f"start > 0 and stop > 0; got {spec!r}."
+            )
+        space = np.geomspace if log else np.linspace
+        return space(spec["start"], spec["stop"], spec["num"])
     return spec
+
+
+class _GridAxis(typing.NamedTuple):
+    start: float
+    stop: float
+    num: int
+
+
+_GRID_AXIS = {
+    "start": Range(-1e12, 1e12),
+    "stop": Range(-1e12, 1e12),
+    "num": Range(1, 1_000_000, integer=True),
+}
 
 
 def _distribution(source: str, name: str, spec):
@@ -255,6 +275,26 @@ def _distribution(source: str, name: str, spec):
             f"got {spec!r}."
         )
     [(kind, args)] = spec.items()
+    count = {"uniform": 2, "log_uniform": 2, "multiples": 3}.get(kind)
+    numbers = isinstance(args, list) and all(
+        isinstance(a, int | float) and not isinstance(a, bool) and abs(a) < 1e12 for a in args
+    )
+    if not numbers or not args or (count is not None and len(args) != count):
+        raise ValueError(
+            f"{source}: random axis {name!r}: {kind} takes a list of "
+            f"{count or 'one or more'} finite numbers (|x| < 1e12), got {args!r}."
+        )
+    if kind in ("uniform", "log_uniform", "multiples") and not args[-2] < args[-1]:
+        raise ValueError(f"{source}: random axis {name!r}: {kind} needs low < high, got {args!r}.")
+    if kind == "log_uniform" and not args[0] > 0:
+        raise ValueError(
+            f"{source}: random axis {name!r}: log_uniform needs low > 0, got {args!r}."
+        )
+    if kind == "multiples" and not all(isinstance(a, int) for a in args[1:]):
+        raise ValueError(
+            f"{source}: random axis {name!r}: multiples = [step, low, high] needs integer low "
+            f"and high, got {args!r}."
+        )
     return _DISTRIBUTIONS[kind](tuple(args)) if kind == "choice" else _DISTRIBUTIONS[kind](*args)
 
 
@@ -292,13 +332,20 @@ def parse_sweep(text: str, source: str = "sweep file", default_name: str | None 
         sweep = sweeps.Points(**axes)
     else:
         n, seed = axes.pop("n", None), axes.pop("seed", None)
-        if not isinstance(n, int) or not isinstance(seed, int):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, seed)) or not (
+            1 <= n <= 10_000_000 and 0 <= seed < 2**63
+        ):
             raise ValueError(
-                f"{source}: [sweep.random] needs integer n and seed, "
+                f"{source}: [sweep.random] needs integers n in [1, 10000000] and seed >= 0, "
                 f"got n = {n!r}, seed = {seed!r}."
             )
         sweep = sweeps.Draws(
             n, seed, **{name: _distribution(source, name, d) for name, d in axes.items()}
+        )
+    if int(np.prod(sweep.shape, dtype=float)) > 10_000_000:
+        raise ValueError(
+            f"{source}: the sweep has {' x '.join(map(str, sweep.shape))} points, more than "
+            "10000000; sweep fewer values or split the sweep."
         )
     chunk = spec.get("chunk")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):

@@ -206,13 +206,24 @@ def test_an_interrupted_training_run_resumes_bit_identically(tmp_path, monkeypat
     assert "holds a run of another configuration" in capsys.readouterr().err
 
 
-def test_a_diverging_training_run_keeps_its_curves_and_says_where(tmp_path, capsys):
-    path = _write_toml(tmp_path / "wild.toml", {**TRAIN, "learning_rate": 1e8})
+def test_a_diverging_training_run_keeps_its_curves_and_says_where(tmp_path, monkeypatch, capsys):
+    from synapse_dyn import training
+
+    real_metrics, calls = training.metrics, {"n": 0}
+
+    def diverging(*args):  # the parameters blow up in epoch 3: its metrics are NaN
+        calls["n"] += 1
+        values = real_metrics(*args)
+        return {**values, "test_loss": float("nan")} if calls["n"] == 4 else values
+
+    monkeypatch.setattr(training, "metrics", diverging)
+    path = _write_toml(tmp_path / "wild.toml", TRAIN)
     assert main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "became non-finite" in err and "partial.nc" in err
-    curves = io.open_dataset(tmp_path / "wild" / "partial.nc")
-    assert curves.sizes["epoch"] >= 1 and np.all(np.isfinite(curves.test_loss.values))
+    assert err.count("\n") == 1 and "diverged in epoch 3: test_loss became non-finite" in err
+    assert "partial.nc" in err
+    curves = io.open_dataset(tmp_path / "tiny" / "partial.nc")
+    assert curves.sizes["epoch"] == 3 and np.all(np.isfinite(curves.test_loss.values))
 
 
 # --- sweep stores ---------------------------------------------------------------------------

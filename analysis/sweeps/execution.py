@@ -98,6 +98,8 @@ def run(
     ``resume``: then only its missing chunks are computed, and the result is identical to an
     uninterrupted run's.
     """
+    total = float(np.prod(sweep.shape, dtype=float))
+    require_memory(f"the sweep's {total:.3g} points", 32 * total * len(sweep.dims), "sweep fewer")
     points = validate(experiment, sweep)
     n = len(next(iter(points.values())))
     experiment = experiment.prepare(points)
