@@ -302,3 +302,29 @@ def test_a_started_local_cluster_uses_tls_when_asked():
         assert client.scheduler.address.startswith("tls://")
         assert client.security.require_encryption
         assert client.submit(lambda x: x + 1, 1).result() == 2
+
+
+# --- numerical faults -----------------------------------------------------------------------
+
+
+def test_inputs_that_could_only_fail_late_fail_at_once():
+    """Each would fail (or hang, or allocate gigabytes) only after many solver steps."""
+    from synapse_dyn import protocols as P
+    from synapse_dyn.simulate import simulate
+    from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+
+    synapse, sawtooth = Synapse(EColiCascade(0.05), DeadZone(1.0), 0.1), P.Sawtooth(1.0, 9.0)
+    cases = [
+        ({"t1": 1e9, "max_steps": 1000}, r"spans 1e\+08 protocol periods, more than max_steps"),
+        ({"rtol": float("nan")}, "rtol must be a finite number, got nan"),
+        ({"atol": float("nan")}, "atol must be a finite number, got nan"),
+        ({"saveat": [1.0, float("nan")]}, "saveat must be finite"),
+        ({"protocol": sawtooth * float("nan")}, "protocol.factor must be finite"),
+        ({"protocol": P.Sawtooth(1.0, 9.0, -1e308, 1e308)}, "protocol.free must be finite with"),
+        ({"synapse": Synapse(EColiCascade(0.05), DeadZone(1.0), 1e300)}, "learning_rate must be"),
+        ({"checkpoint": "x"}, "checkpoint= saves network-level runs"),
+    ]
+    for change, message in cases:
+        arguments = {"synapse": synapse, "protocol": sawtooth, "t1": 20.0, **change}
+        with pytest.raises(ValueError, match=message):
+            simulate(arguments.pop("synapse"), arguments.pop("protocol"), **arguments)

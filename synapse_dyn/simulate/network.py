@@ -522,6 +522,7 @@ def _relax(
         diffrax.Kvaerno5(),
         mask=(True, False, False),
         extra_steps=blend,
+        names=("network state x", "memory z", "parameters w"),
     )
     xs, zs, ws = solution.ys
 
