@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import typing
 import uuid
+import warnings
 import zipfile
 from importlib.metadata import version
 
@@ -133,13 +134,24 @@ def write_text(path, text: str) -> pathlib.Path:
     return path
 
 
+@contextlib.contextmanager
+def consolidating():
+    """Silence zarr's notice that consolidated metadata is not yet in the Zarr 3 specification:
+    the project writes it deliberately, so that ``xr.open_zarr`` opens stores in one read and
+    without warnings (zarr-python and xarray read it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
 def write_dataset(ds: xr.Dataset, path) -> pathlib.Path:
     """Write ``ds`` to netCDF (``.nc``) or zarr (``.zarr``, consolidated metadata) atomically
     (``atomic_path``), creating parent folders."""
     path = pathlib.Path(path)
     with atomic_path(path) as temporary:
         if path.suffix == ".zarr":
-            ds.to_zarr(temporary, mode="w", consolidated=True)
+            with consolidating():
+                ds.to_zarr(temporary, mode="w", consolidated=True)
         else:
             ds.to_netcdf(temporary)
     return path

@@ -328,3 +328,16 @@ def test_inputs_that_could_only_fail_late_fail_at_once():
         arguments = {"synapse": synapse, "protocol": sawtooth, "t1": 20.0, **change}
         with pytest.raises(ValueError, match=message):
             simulate(arguments.pop("synapse"), arguments.pop("protocol"), **arguments)
+
+
+def test_a_sweep_needing_terabytes_fails_with_an_estimate_before_allocating(small_sweep):
+    experiment, _, _ = small_sweep
+    huge = sweeps.Grid(
+        tau_fast=np.linspace(0.5, 2.0, 10_000),
+        tau_slow=np.linspace(5.0, 30.0, 10_000),
+        threshold=np.linspace(1.0, 20.0, 1_000),
+    )
+    with pytest.raises(
+        ValueError, match=r"the sweep's 1e\+11 points needs about [\d.]+ TB of memory"
+    ):
+        sweeps.run(experiment, huge, progress=False)

@@ -15,6 +15,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from synapse_dyn.io import consolidating
+
 from .layout import Grid
 
 
@@ -75,7 +77,8 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
             "sweep_runs": 0,
         },
     )
-    ds.to_zarr(store, mode="w", encoding=encoding, compute=False, consolidated=True)
+    with consolidating():
+        ds.to_zarr(store, mode="w", encoding=encoding, compute=False, consolidated=True)
 
 
 def create(store, experiment, sweep, points, chunk, fingerprint) -> None:
@@ -127,7 +130,8 @@ def record_run(store) -> int:
     group = zarr.open_group(store, mode="r+")
     this_run = int(group.attrs["sweep_runs"]) + 1
     group.attrs["sweep_runs"] = this_run
-    zarr.consolidate_metadata(store)
+    with consolidating():
+        zarr.consolidate_metadata(store)
     return this_run
 
 
