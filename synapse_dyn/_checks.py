@@ -1,6 +1,9 @@
 """Python-time validation: every bad input gets a ValueError naming the argument, its value,
 the allowed range and the fix. Runtime (jit-time) failures use ``eqx.error_if`` at their site."""
 
+import os
+import typing
+
 import jax
 import numpy as np
 
@@ -71,3 +74,110 @@ def require_nonempty(name: str, value) -> None:
     """Raise if ``value`` has no elements."""
     if np.size(value) == 0:
         raise ValueError(f"{name} is empty; pass at least one value.")
+
+
+MODERATE = 1e100  # products and sums of two parameters of this size stay finite in float64
+
+
+def require_moderate(name: str, tree) -> None:
+    """Raise unless every floating-point parameter in the pytree ``tree`` (e.g. a module) is
+    finite with magnitude below 1e100, so that a run fails at once instead of after many steps
+    (a learning rate of 1e300 or inf, an amplitude of 1e308, a NaN scale)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+        array = concrete(leaf) if np.issubdtype(dtype, np.inexact) else None
+        if array is None or array.size == 0:
+            continue
+        if not np.all(np.isfinite(array)) or np.max(np.abs(array)) >= MODERATE:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} must be finite with magnitude below "
+                f"{MODERATE:g}, got {_describe(array)}; choose a value in that range."
+            )
+
+
+class Range(typing.NamedTuple):
+    """The allowed values of a configuration field: [low, high] (``open_low``: (low, high]),
+    integers only with ``integer``."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    integer: bool = False
+
+    def __str__(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        return f"{kind} in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+
+
+def _is_number(value, integer: bool) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if integer:
+        return isinstance(value, int | np.integer)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return True
+    dtype = value.dtype if isinstance(value, np.ndarray | jax.Array) else None
+    return dtype is not None and np.issubdtype(dtype, np.number)  # swept (or traced) values
+
+
+def check_fields(config, ranges: dict[str, "Range | tuple | type"]) -> None:
+    """Validate the fields of a configuration (a dataclass, fields possibly arrays of swept
+    values) against ``ranges``: a ``Range``, a tuple of allowed strings, or a type. Raises a
+    one-line TypeError/ValueError naming the field, the value, what is allowed and the fix."""
+    for name, allowed in ranges.items():
+        value = getattr(config, name)
+        if isinstance(allowed, tuple) and not isinstance(allowed, Range):
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+        elif isinstance(allowed, type):
+            if not isinstance(value, allowed) or isinstance(value, bool) != (allowed is bool):
+                raise TypeError(f"{name} must be a {allowed.__name__}, got {value!r}.")
+        elif not _is_number(value, allowed.integer):
+            raise TypeError(f"{name} must be {allowed}, got {value!r}; pass such a number.")
+        elif (array := concrete(value)) is not None:  # traced values are checked by now
+            above = array > allowed.low if allowed.open_low else array >= allowed.low
+            if not np.all(above & (array <= allowed.high)):  # False for NaN
+                raise ValueError(
+                    f"{name} must be {allowed}, got {_describe(value)}; pass a value in that range."
+                )
+
+
+def check_name(name) -> None:
+    """Raise unless ``name`` is a plain file name (a run's output folder inside --out): no
+    path separators, no '.'/'..' or leading dot, no control characters, at most 100 long."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}.")
+    bad = (
+        not name
+        or len(name) > 100
+        or name.startswith(".")
+        or any(c in name for c in '/\\:*?"<>|')
+        or not name.isprintable()
+        or name != name.strip()
+    )
+    if bad:
+        raise ValueError(
+            f"name must be a plain folder name (1-100 printable characters, no path separators, "
+            f'no leading dot or spaces, none of :*?"<>|), got {name!r}; e.g. name = "my-run".'
+        )
+
+
+def require_memory(what: str, nbytes: float, fix: str) -> None:
+    """Raise before allocating when ``what`` needs more than this machine's memory."""
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > available:
+        raise ValueError(
+            f"{what} needs about {_bytes(nbytes)} of memory, more than this machine's "
+            f"{_bytes(available)}; {fix}."
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"

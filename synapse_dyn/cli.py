@@ -10,38 +10,150 @@ Errors are reported as one line on stderr with a non-zero exit status.
 """
 
 import argparse
+import contextlib
+import os
 import pathlib
+import shutil
 import sys
 
-from synapse_dyn.io import save_figure, write_dataset
+from synapse_dyn.io import save_figure, write_dataset, write_text
+
+
+def _output_folder(out) -> pathlib.Path:
+    """``out``, made with its parents and checked writable, before any work starts."""
+    out = pathlib.Path(out)
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"output folder {str(out)!r} cannot be made: {str(parent)!r} is a file; "
+                    "choose another --out."
+                )
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"cannot make output folder {str(out)!r}: {error.strerror}; choose another --out."
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {str(out)!r} is not writable; choose another --out.")
+    return out
+
+
+@contextlib.contextmanager
+def _lock(folder: pathlib.Path, name: str):
+    """Hold the lock of output ``name`` in ``folder`` for the block, so that two processes
+    never write one output at once; the system releases it when the process ends, even
+    when killed."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    with open(folder / f".{name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(
+                f"another synapse-dyn process is writing {str(folder / name)!r}; wait for it to "
+                "finish, or choose another name or --out."
+            ) from None
+        yield
+
+
+def _read(path: str, what: str) -> str:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} file {str(path)!r} does not exist.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {what} file {str(path)!r}: {error}.") from None
 
 
 def _run(args) -> None:
     from synapse_dyn import experiments
 
     if args.file is None:
-        text, source = experiments.DEFAULT, "the default experiment"
+        config = experiments.parse(experiments.DEFAULT, "the default experiment")
     else:
-        path = pathlib.Path(args.file)
-        if not path.is_file():
-            raise ValueError(f"experiment file {str(path)!r} does not exist.")
-        text, source = path.read_text(), str(path)
-    config = experiments.parse(text, source)
-    folder = pathlib.Path(args.out) / config.name
-    print(f"running {type(config).__name__} {config.name!r} -> {folder}/")
-    ds, figure, summary = config.run(progress=not args.quiet)
-    data = write_dataset(ds, folder / "dataset.nc")
-    pictures = save_figure(figure, folder / "figure")
+        stem = pathlib.Path(args.file).stem
+        config = experiments.parse(_read(args.file, "experiment"), args.file, default_name=stem)
+    every = args.checkpoint_every
+    if every is not None:
+        if every < 1:
+            raise ValueError(f"--checkpoint-every must be >= 1 (epochs), got {every}.")
+        if not isinstance(config, experiments.TrainExperiment):
+            raise ValueError(
+                "--checkpoint-every applies to training runs (kind = 'train'); a synapse "
+                "experiment is computed in one pass (sweeps resume chunk by chunk)."
+            )
+    out = _output_folder(args.out)
+    folder = out / config.name
+    with _lock(out, config.name):
+        checkpoint, stored, data = (
+            folder / n for n in ("checkpoint.npz", "experiment.toml", "dataset.nc")
+        )
+        fresh = not folder.exists()
+        if not fresh and args.resume:
+            if stored.exists() and experiments.parse(stored.read_text(), str(stored)) != config:
+                raise ValueError(
+                    f"{str(folder)!r} holds a run of another configuration ({stored}); "
+                    "resume it with that file, or choose another name or --out."
+                )
+            if data.exists() and not checkpoint.exists():
+                print(f"{str(folder)!r} is complete: nothing to resume.")
+                return
+        elif not fresh and not args.overwrite:
+            raise ValueError(
+                f"output folder {str(folder)!r} already exists; pass --overwrite to replace its "
+                "results, --resume to continue an interrupted run, or set another name."
+            )
+        elif not fresh:
+            checkpoint.unlink(missing_ok=True)  # --overwrite starts anew
+        print(f"running {type(config).__name__} {config.name!r} -> {folder}/")
+        folder.mkdir(exist_ok=True)
+        write_text(stored, experiments.to_toml(config))
+        resumable = every is not None or (args.resume and checkpoint.exists())
+        options = {}
+        if resumable:
+            options = {"checkpoint": checkpoint, "checkpoint_every": every or 1, "resume": True}
+        try:
+            ds, figure, summary = config.run(progress=not args.quiet, **options)
+        except FloatingPointError as error:  # training diverged: keep the curves so far
+            kept = getattr(error, "dataset", None)
+            if kept is None:
+                raise
+            partial = write_dataset(kept, folder / "partial.nc")
+            raise RuntimeError(
+                f"{error}; the learning curves up to then are in {partial}"
+            ) from None
+        except BaseException:
+            if fresh and not checkpoint.exists():  # nothing worth keeping: leave no output
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        data = write_dataset(ds, data)
+        pictures = save_figure(figure, folder / "figure")
+        write_text(folder / "summary.txt", "\n".join(summary) + "\n")
+        checkpoint.unlink(missing_ok=True)
     for line in summary:
         print("  " + line)
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
 
 
-def _client(args):
+def _cluster(args):
+    """The checked cluster arguments: a function that gives the Dask client (or None)."""
     from synapse_dyn.analysis import sweeps
 
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}.")
+    if args.scheduler is not None and args.cluster is not None:
+        raise ValueError("give either --scheduler or --cluster, not both.")
     options = sweeps.cluster_options(args.cluster_option)
-    return sweeps.dask_client(args.scheduler, args.cluster, args.workers, options)
+    return lambda: sweeps.dask_client(
+        args.scheduler, args.cluster, args.workers, options, tls=args.tls
+    )
 
 
 def _figure(args) -> None:
@@ -50,7 +162,8 @@ def _figure(args) -> None:
     from synapse_dyn.analysis import figures
 
     module = figures.load(args.name)
-    out = pathlib.Path(args.out)
+    client = _cluster(args)
+    out = _output_folder(args.out)
     distributed = args.scheduler is not None or args.cluster is not None
     if distributed and "client" not in inspect.signature(module.compute).parameters:
         raise ValueError(f"figure {args.name} does not run on Dask; drop --scheduler/--cluster.")
@@ -59,12 +172,19 @@ def _figure(args) -> None:
         if "mnist_path" not in inspect.signature(module.compute).parameters:
             raise ValueError(f"figure {args.name} does not train on MNIST; drop --mnist.")
         extra["mnist_path"] = args.mnist
-    with _client(args) as client:
-        if distributed:
-            extra["client"] = client
-        ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
-    data = write_dataset(ds, out / f"{args.name}.nc")
-    pictures = save_figure(module.plot(ds), out / args.name)
+    with _lock(out, args.name):
+        existing = [out / f"{args.name}{suffix}" for suffix in (".nc", ".png", ".pdf")]
+        if any(path.exists() for path in existing) and not args.overwrite:
+            raise ValueError(
+                f"{str(existing[0])!r} already exists; pass --overwrite to replace it, or "
+                "choose another --out."
+            )
+        with client() as dask:
+            if distributed:
+                extra["client"] = dask
+            ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
+        data = write_dataset(ds, out / f"{args.name}.nc")
+        pictures = save_figure(module.plot(ds), out / args.name)
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
 
 
@@ -82,20 +202,33 @@ def _sweep(args) -> None:
     from synapse_dyn import experiments
     from synapse_dyn.analysis import sweeps
 
-    path = pathlib.Path(args.file)
-    if not path.is_file():
-        raise ValueError(f"sweep file {str(path)!r} does not exist.")
-    experiment, sweep, chunk = experiments.parse_sweep(path.read_text(), str(path))
+    stem = pathlib.Path(args.file).stem
+    text = _read(args.file, "sweep")
+    experiment, sweep, chunk = experiments.parse_sweep(text, args.file, default_name=stem)
+    if args.chunk is not None:
+        if args.chunk < 1:
+            raise ValueError(f"--chunk must be >= 1 (points per chunk), got {args.chunk}.")
+        chunk = args.chunk
     out = pathlib.Path(args.out or f"sweeps/{experiment.config_.name}.zarr")
     if out.suffix not in (".zarr", ".nc"):
         raise ValueError(f"--out must end in .zarr (a resumable store) or .nc, got {str(out)!r}.")
     if args.resume and out.suffix != ".zarr":
         raise ValueError("--resume needs a .zarr store for --out.")
     store = out if out.suffix == ".zarr" else None
-    if store is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    already = int((sweeps.chunk_runs(store) > 0).sum()) if args.resume and out.exists() else 0
-    with _client(args) as client:
+    cluster = _cluster(args)
+    _output_folder(out.parent)
+    with _lock(out.parent, out.name), cluster() as client:
+        if out.exists() and not args.resume:
+            if not args.overwrite:
+                raise ValueError(
+                    f"{str(out)!r} already exists; pass --resume to complete it, --overwrite to "
+                    "replace it, or choose another --out."
+                )
+            if store is not None:  # a new store replaces the old one (an .nc is replaced whole)
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+        already = (
+            int((sweeps.chunk_runs(store) > 0).sum()) if store is not None and out.exists() else 0
+        )
         where = "in this process" if client is None else f"on Dask ({client.scheduler.address})"
         shape = " x ".join(map(str, sweep.shape))
         print(f"sweeping {experiment.config_.name!r}: {shape} points {where} -> {out}")
@@ -104,16 +237,16 @@ def _sweep(args) -> None:
         ds = sweeps.run(
             experiment,
             sweep,
-            chunk=args.chunk or chunk,
+            chunk=chunk,
             store=store,
             resume=args.resume,
             client=client,
             progress=not args.quiet,
             title=f"sweep of {experiment.config_.name}",
         )
-    if store is None:
-        write_dataset(ds, out)
-    else:
+        if store is None:
+            write_dataset(ds, out)
+    if store is not None:
         total = sweeps.chunk_runs(store).size
         print(f"  {total - already} of {total} chunks computed by this run, {already} were stored")
     print(f"wrote {out}: {dict(ds.sizes)}")
@@ -125,6 +258,11 @@ def _add_cluster_options(command) -> None:
         "--cluster", choices=("local", "slurm"), help="start a Dask cluster (processes or SLURM)"
     )
     command.add_argument("--workers", type=int, help="workers of a started cluster (local: cores)")
+    command.add_argument(
+        "--tls",
+        action="store_true",
+        help="encrypt and authenticate the Dask connections (docs/sweeps.md)",
+    )
     command.add_argument(
         "--cluster-option",
         action="append",
@@ -141,6 +279,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("file", nargs="?", help="experiment TOML file")
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an existing run"
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="save a checkpoint every N epochs (training runs); --resume continues from it",
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
+    )
     run.set_defaults(action=_run)
     figure = commands.add_parser("figure", help="reproduce a paper figure")
     figure.add_argument("name", help="figure name, e.g. fig4c")
@@ -150,6 +300,7 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument(
         "--mnist", metavar="PATH", help="train on a local mnist.npz (fig3: the paper's setting)"
     )
+    figure.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_cluster_options(figure)
     figure.set_defaults(action=_figure)
     keys = commands.add_parser("keys", help="document the keys of experiment files")
@@ -163,6 +314,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--chunk", type=int, help="points per chunk (overrides the file)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _add_cluster_options(sweep)
     sweep.set_defaults(action=_sweep)
     return main
@@ -175,13 +327,33 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         args.action(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-        print(f"synapse-dyn: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("synapse-dyn: interrupted", file=sys.stderr)
         return 130
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError, MemoryError) as error:
+        # user errors and numerical failures: one line, no traceback
+        print(f"synapse-dyn: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: still one line, with how to see the traceback
+        if os.environ.get("SYNAPSE_DYN_TRACEBACK"):
+            raise
+        print(
+            f"synapse-dyn: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(set SYNAPSE_DYN_TRACEBACK=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error's message that says something (JAX and equinox errors
+    put stack notes around it)."""
+    if isinstance(error, MemoryError):
+        return "out of memory; lower the sizes (chunk, grid, network) and run again."
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Above is the stack", "---"))]
+    return lines[0] if lines else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ import tomllib
 import typing
 
 import numpy as np
+import tomli_w
 
 from synapse_dyn import protocols, synapses
+from synapse_dyn._checks import Range, check_fields, check_name
 from synapse_dyn.analysis import sweeps
 from synapse_dyn.analysis.plots import learning_curves, response_panels
 from synapse_dyn.analysis.response import learning_range, response_curves
@@ -45,6 +47,10 @@ class SynapseExperiment:
     amplitude_stop: float = option(125.0, "largest contrast A of the sweep (exclusive)")
     n_amplitudes: int = option(500, "number of contrasts in the sweep")
 
+    def __post_init__(self):
+        check_name(self.name)
+        check_fields(self, SYNAPSE_RANGES)
+
     def build(self):
         """(kernel, nonlinearity, shape) of the experiment."""
         if self.memory == "ecoli":
@@ -74,9 +80,14 @@ class SynapseExperiment:
         curves = response_curves(kernel, g, shape, amplitudes, self.mean_current, progress=progress)
         cancelling = curves.amplitude.values[curves.regime.values == 2]
         amplitude_max = float(cancelling.min()) if cancelling.size else self.amplitude_stop
-        fitted = learning_range(
-            curves.sel(amplitude=slice(None, 0.75 * amplitude_max)), amplitude_max
-        )
+        below = curves.sel(amplitude=slice(None, 0.75 * amplitude_max))
+        if below.sizes["amplitude"] < 8:
+            raise ValueError(
+                f"only {below.sizes['amplitude']} of the n_amplitudes = {self.n_amplitudes} "
+                f"contrasts lie below 0.75 A_max = {0.75 * amplitude_max:.3g}, too few (8) to fit "
+                "the learning range; raise n_amplitudes or lower amplitude_stop."
+            )
+        fitted = learning_range(below, amplitude_max)
         ds = curves.assign(
             {
                 name: fitted[name]
@@ -106,9 +117,14 @@ class TrainExperiment(TrainConfig):
 
     name: str = option("train", "run name; outputs go to <out>/<name>/")
 
-    def run(self, progress: bool = True):
-        """(dataset, figure, summary lines)."""
-        ds = train(self, progress=progress)
+    def __post_init__(self):
+        check_name(self.name)
+        super().__post_init__()
+
+    def run(self, progress: bool = True, **checkpointing):
+        """(dataset, figure, summary lines); ``checkpointing``: ``train``'s checkpoint,
+        checkpoint_every and resume."""
+        ds = train(self, progress=progress, **checkpointing)
         final = ds.isel(epoch=-1)
         summary = [
             f"{self.substrate} / {self.rule} ({self.variant}) on {self.task}, {self.epochs} epochs",
@@ -124,6 +140,22 @@ class TrainExperiment(TrainConfig):
 
 KINDS: dict[str, type] = {"synapse": SynapseExperiment, "train": TrainExperiment}
 
+TIME = Range(0.0, 1e6, open_low=True)
+SYNAPSE_RANGES = {
+    "memory": ("ecoli", "integral_feedback"),
+    "nonlinearity": ("dead_zone", "cubic", "identity"),
+    "tau_kernel": TIME,
+    "kernel_area": Range(-1e3, 1e3),
+    "threshold": Range(0.0, 1e6),
+    "tau_fast": TIME,
+    "tau_slow": TIME,
+    "mean_current": Range(-1e6, 1e6),
+    "amplitude_stop": Range(0.0, 1e6, open_low=True),
+    "n_amplitudes": Range(16, 100_000, integer=True),
+}
+"""The allowed values of every key of a synapse experiment, checked by one function
+(``_checks.check_fields``) for every entry point: files, sweeps, the Python API."""
+
 DEFAULT = 'kind = "synapse"\nname = "tcl-synapse"\n'
 
 
@@ -134,9 +166,23 @@ def _load(text: str, source: str) -> dict:
         raise ValueError(f"{source} is not valid TOML: {error}") from None
 
 
-def parse(text: str, source: str = "experiment"):
-    """The experiment configured by a TOML text."""
-    return from_table(_load(text, source), source)
+def parse(text: str, source: str = "experiment", default_name: str | None = None):
+    """The experiment configured by a TOML text (named ``default_name`` when it sets no
+    ``name``, e.g. the file's name)."""
+    return from_table(_named(_load(text, source), default_name), source)
+
+
+def _named(table: dict, default_name: str | None) -> dict:
+    if default_name is not None and "name" not in table:
+        table = {**table, "name": default_name}
+    return table
+
+
+def to_toml(config) -> str:
+    """The experiment file of a configuration (written by a TOML library, so any name or
+    value round-trips through ``parse``)."""
+    kind = next(kind for kind, config_type in KINDS.items() if type(config) is config_type)
+    return tomli_w.dumps({"kind": kind, **dataclasses.asdict(config)})
 
 
 def from_table(table: dict, source: str = "experiment"):
@@ -155,13 +201,13 @@ def from_table(table: dict, source: str = "experiment"):
     hints = typing.get_type_hints(config_type)
     values = {}
     for key, value in table.items():
-        expected = hints[key]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(expected, type) and not isinstance(value, expected):
-            raise ValueError(f"{source}: key {key!r} must be {expected.__name__}, got {value!r}.")
         values[key] = value
-    return config_type(**values)
+    try:  # the configuration validates every key itself, whatever the entry point
+        return config_type(**values)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{source}: {error}") from None
 
 
 def describe_kind(kind: str) -> str:
@@ -196,9 +242,29 @@ def _grid_axis(source: str, name: str, spec):
                 f"{source}: grid axis {name!r} must be a list or {{start, stop, num, log}}; "
                 f"unknown {unknown}, missing {missing}."
             )
-        space = np.geomspace if spec.get("log", False) else np.linspace
-        return space(spec["start"], spec["stop"], int(spec["num"]))
+        check_fields(_GridAxis(spec["start"], spec["stop"], spec["num"]), _GRID_AXIS)
+        log = spec.get("log", False)
+        if not isinstance(log, bool) or (log and not (spec["start"] > 0 and spec["stop"] > 0)):
+            raise ValueError(
+                f"{source}: grid axis {name!r}: log must be true or false, and a log axis needs "
+                f"start > 0 and stop > 0; got {spec!r}."
+            )
+        space = np.geomspace if log else np.linspace
+        return space(spec["start"], spec["stop"], spec["num"])
     return spec
+
+
+class _GridAxis(typing.NamedTuple):
+    start: float
+    stop: float
+    num: int
+
+
+_GRID_AXIS = {
+    "start": Range(-1e12, 1e12),
+    "stop": Range(-1e12, 1e12),
+    "num": Range(1, 1_000_000, integer=True),
+}
 
 
 def _distribution(source: str, name: str, spec):
@@ -209,15 +275,35 @@ def _distribution(source: str, name: str, spec):
             f"got {spec!r}."
         )
     [(kind, args)] = spec.items()
+    count = {"uniform": 2, "log_uniform": 2, "multiples": 3}.get(kind)
+    numbers = isinstance(args, list) and all(
+        isinstance(a, int | float) and not isinstance(a, bool) and abs(a) < 1e12 for a in args
+    )
+    if not numbers or not args or (count is not None and len(args) != count):
+        raise ValueError(
+            f"{source}: random axis {name!r}: {kind} takes a list of "
+            f"{count or 'one or more'} finite numbers (|x| < 1e12), got {args!r}."
+        )
+    if kind in ("uniform", "log_uniform", "multiples") and not args[-2] < args[-1]:
+        raise ValueError(f"{source}: random axis {name!r}: {kind} needs low < high, got {args!r}.")
+    if kind == "log_uniform" and not args[0] > 0:
+        raise ValueError(
+            f"{source}: random axis {name!r}: log_uniform needs low > 0, got {args!r}."
+        )
+    if kind == "multiples" and not all(isinstance(a, int) for a in args[1:]):
+        raise ValueError(
+            f"{source}: random axis {name!r}: multiples = [step, low, high] needs integer low "
+            f"and high, got {args!r}."
+        )
     return _DISTRIBUTIONS[kind](tuple(args)) if kind == "choice" else _DISTRIBUTIONS[kind](*args)
 
 
-def parse_sweep(text: str, source: str = "sweep file"):
+def parse_sweep(text: str, source: str = "sweep file", default_name: str | None = None):
     """(experiment, sweep, chunk) of an experiment file with a ``[sweep]`` table holding one of
     ``grid`` (axis = list or {start, stop, num, log}), ``points`` (equal-length lists) or
     ``random`` (n, seed, then axis = {uniform|log_uniform|multiples|choice = ...}), and an
-    optional ``chunk`` (points per chunk)."""
-    table = _load(text, source)
+    optional ``chunk`` (points per chunk); ``default_name`` as for ``parse``."""
+    table = _named(_load(text, source), default_name)
     spec = table.pop("sweep", None)
     if not isinstance(spec, dict):
         raise ValueError(
@@ -246,13 +332,20 @@ def parse_sweep(text: str, source: str = "sweep file"):
         sweep = sweeps.Points(**axes)
     else:
         n, seed = axes.pop("n", None), axes.pop("seed", None)
-        if not isinstance(n, int) or not isinstance(seed, int):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, seed)) or not (
+            1 <= n <= 10_000_000 and 0 <= seed < 2**63
+        ):
             raise ValueError(
-                f"{source}: [sweep.random] needs integer n and seed, "
+                f"{source}: [sweep.random] needs integers n in [1, 10000000] and seed >= 0, "
                 f"got n = {n!r}, seed = {seed!r}."
             )
         sweep = sweeps.Draws(
             n, seed, **{name: _distribution(source, name, d) for name, d in axes.items()}
+        )
+    if int(np.prod(sweep.shape, dtype=float)) > 10_000_000:
+        raise ValueError(
+            f"{source}: the sweep has {' x '.join(map(str, sweep.shape))} points, more than "
+            "10000000; sweep fewer values or split the sweep."
         )
     chunk = spec.get("chunk")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):

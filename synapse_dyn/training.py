@@ -9,6 +9,7 @@ w <- project(w - learning_rate * g_hat), and returns the learning curves as an
 import dataclasses
 import json
 import math
+import pathlib
 import warnings
 
 import equinox as eqx
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 import synapse_dyn
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
-from synapse_dyn._checks import require_x64
+from synapse_dyn._checks import Range, check_fields, require_x64
+from synapse_dyn.io import fingerprint, read_checkpoint, save_state
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
 RULES = ("ep", "cpl", "cl", "exact", "tcl")
@@ -109,31 +111,55 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        for name, allowed in (
-            ("substrate", SUBSTRATES),
-            ("rule", RULES),
-            ("task", TASKS),
-            ("cost", COSTS),
+        check_fields(self, TRAIN_RANGES)
+        if not all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 10_000 for n in self.hidden
         ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
-        for name in (
-            "epochs",
-            "batch_size",
-            "n_train",
-            "n_test",
-            "n_nodes",
-            "n_inputs",
-            "n_outputs",
-            "free_sweeps",
-            "nudged_sweeps",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}.")
+            raise ValueError(
+                f"hidden must be a list of layer sizes (integers in [1, 10000]), "
+                f"got {self.hidden!r}."
+            )
+
+
+_COUNT = Range(1, 1_000_000, integer=True)
+_SCALE = Range(0.0, 1e6, open_low=True)
+TRAIN_RANGES = {
+    "substrate": SUBSTRATES,
+    "rule": RULES,
+    "variant": ("positive", "negative", "centered", "random"),
+    "cost": COSTS,
+    "task": TASKS,
+    "tcl_drive": DRIVES,
+    "mnist_path": str,
+    "persistent": bool,
+    "hidden": list,
+    "beta": Range(0.0, 1e3, open_low=True),
+    "eta": Range(0.0, 1.0, open_low=True),
+    "test_fraction": Range(0.01, 0.99),
+    "n_train": _COUNT,
+    "n_test": _COUNT,
+    "n_nodes": Range(3, 10_000, integer=True),
+    "n_inputs": Range(1, 1000, integer=True),
+    "n_outputs": Range(1, 1000, integer=True),
+    "allostery_ratio": Range(-1e3, 1e3),
+    "max_strain": Range(0.0, 1.0, open_low=True),
+    "input_gain": _SCALE,
+    "free_sweeps": Range(1, 10_000, integer=True),
+    "nudged_sweeps": Range(1, 10_000, integer=True),
+    "init_gain": Range(0.0, 1e3, open_low=True),
+    "learning_rate": Range(0.0, 1e8, open_low=True),
+    "lr_decay": Range(0.0, 1.0, open_low=True),
+    "epochs": _COUNT,
+    "batch_size": _COUNT,
+    "seed": Range(0, 2**32 - 1, integer=True),
+    "tau_fast": _SCALE,
+    "tau_slow": Range(0.0, 1e9, open_low=True),
+    "tau_rest": Range(0.0, 1e12),
+    "tau_kernel": _SCALE,
+    "threshold_scale": _SCALE,
+}
+"""The allowed values of every key of a training configuration, checked by one function
+(``_checks.check_fields``) for every entry point: experiment files, the CLI, the Python API."""
 
 
 def build(config: TrainConfig):
@@ -353,9 +379,33 @@ ATTRS = {
 }
 
 
-def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
-    """Run the experiment; learning curves over ``epoch`` (0 = initial parameters)."""
+class TrainingDiverged(FloatingPointError):
+    """Training diverged; ``dataset`` holds the learning curves up to the last finite epoch."""
+
+    def __init__(self, message: str, dataset: xr.Dataset):
+        super().__init__(message)
+        self.dataset = dataset
+
+
+def train(
+    config: TrainConfig,
+    progress: bool = True,
+    checkpoint=None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+) -> xr.Dataset:
+    """Run the experiment; learning curves over ``epoch`` (0 = initial parameters).
+
+    With ``checkpoint=PATH`` the parameters, free states and curves so far are saved every
+    ``checkpoint_every`` epochs and after the last (``synapse_dyn.io.save_state``: arrays and
+    a JSON header); ``resume=True`` continues from PATH when it exists, refusing a checkpoint
+    of another configuration, and gives exactly the uninterrupted run's curves. A divergence
+    raises ``TrainingDiverged`` holding the curves up to the last finite epoch."""
     require_x64("train")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int):
+        raise TypeError(f"checkpoint_every must be an integer, got {checkpoint_every!r}.")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1 epoch, got {checkpoint_every}.")
     network, w, task = build(config)
     rule = _rule(config)
     cost = rule.cost
@@ -373,38 +423,68 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
     history = [metrics(network, w, task, cost)]
     tcl = _TCL(config, network, w, task, rule) if config.rule == "tcl" else None
+    identity = fingerprint(json.dumps(dataclasses.asdict(config), sort_keys=True))
+    first = 0
+    if resume and checkpoint is not None and pathlib.Path(checkpoint).exists():
+        saved = read_checkpoint(checkpoint, identity)
+        as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
+        first, w, states = int(saved.t), as_jax(saved.state["w"]), as_jax(saved.state["states"])
+        if tcl is not None:
+            tcl.state = as_jax(saved.state["tcl"])
+        curves = saved.extra
+        history = [{k: float(v[i]) for k, v in curves.items()} for i in range(first + 1)]
     bar = tqdm(
-        range(config.epochs),
+        range(first, config.epochs),
+        initial=first,
+        total=config.epochs,
         desc=f"{config.substrate}/{config.rule}/{config.task}",
         disable=not progress,
     )
     for epoch in bar:
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
-        if tcl is not None:
-            w = tcl.epoch(w, epoch, rate)
-        elif states is None:
-            w = sgd_epoch(
-                network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
-            )
-        else:  # persistent free states, one per training sample
-            w, states = sgd_epoch(
-                network,
-                rule,
-                w,
-                x,
-                y,
-                jax.random.fold_in(key, epoch),
-                rate,
-                config.batch_size,
-                states,
-            )
+        try:
+            if tcl is not None:
+                w = tcl.epoch(w, epoch, rate)
+            elif states is None:
+                w = sgd_epoch(
+                    network, rule, w, x, y, jax.random.fold_in(key, epoch), rate, config.batch_size
+                )
+            else:  # persistent free states, one per training sample
+                w, states = sgd_epoch(
+                    network,
+                    rule,
+                    w,
+                    x,
+                    y,
+                    jax.random.fold_in(key, epoch),
+                    rate,
+                    config.batch_size,
+                    states,
+                )
+        except RuntimeError as error:  # a simulation or runtime check failed
+            raise TrainingDiverged(
+                f"training failed in epoch {epoch + 1}: {error}", _curves(config, task, history)
+            ) from None
         history.append(metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch + 1} ({history[-1]}); lower learning_rate "
-                "or beta."
+            bad = sorted(k for k, v in history[-1].items() if not math.isfinite(v))
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1}: {', '.join(bad)} became non-finite; "
+                "lower learning_rate or beta",
+                _curves(config, task, history[:-1]),
             )
         bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
+        if checkpoint is not None and (
+            (epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs
+        ):
+            state = {"w": w, "states": states, "tcl": None if tcl is None else tcl.state}
+            curves = {k: np.array([h[k] for h in history]) for k in history[0]}
+            save_state(checkpoint, state, epoch + 1, identity, curves)
+    return _curves(config, task, history)
+
+
+def _curves(config: TrainConfig, task, history: list[dict]) -> xr.Dataset:
+    """The learning curves of ``history`` (one dict of metrics per epoch, from epoch 0)."""
     names = [k for k in ATTRS if task.kind == "classification" or "accuracy" not in k]
     data = {
         k: (
@@ -419,7 +499,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         coords={
             "epoch": (
                 "epoch",
-                np.arange(config.epochs + 1),
+                np.arange(len(history)),
                 {"long_name": "training epoch", "units": "1"},
             )
         },

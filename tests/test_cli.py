@@ -46,7 +46,8 @@ def test_bad_values_fail_with_one_line_and_nonzero_status(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "synapse-dyn: error: tau_fast must be > 0, got -1.0; pass a value > 0."
+        f"synapse-dyn: error: {bad}: tau_fast must be a number in (0, 1e+06], got -1.0; "
+        "pass a value in that range."
     ]
 
 

@@ -80,17 +80,18 @@ def test_config_fields_are_documented_and_bad_values_rejected(tmp_path):
         assert field.metadata["doc"], field.name
     for bad, message in [
         (dict(substrate="graphene"), "substrate must be one of"),
-        (dict(learning_rate=0.0), "learning_rate must be > 0"),
-        (dict(epochs=0), "epochs must be a positive integer"),
-        (dict(lr_decay=1.5), "lr_decay must lie in"),
+        (dict(learning_rate=0.0), r"learning_rate must be a number in \(0, 1e\+08\], got 0.0"),
+        (dict(learning_rate=float("inf")), r"learning_rate must be a number in \(0, 1e\+08\]"),
+        (dict(epochs=0), r"epochs must be an integer in \[1, 1e\+06\], got 0"),
+        (dict(lr_decay=1.5), r"lr_decay must be a number in \(0, 1\]"),
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rat'\].*valid keys: \["):
         experiments.parse('kind = "train"\nlearning_rat = 0.1\n')
-    with pytest.raises(ValueError, match=r"CpL eta must lie in \(0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"eta must be a number in \(0, 1\], got 2.0"):
         train(TrainConfig(rule="cpl", eta=2.0, epochs=1), progress=False)
-    with pytest.raises(ValueError, match="EP beta must be > 0"):
+    with pytest.raises(ValueError, match=r"beta must be a number in \(0, 1000\], got -0.1"):
         train(TrainConfig(rule="ep", beta=-0.1, epochs=1), progress=False)
     with pytest.raises(ValueError, match="batch_size 500 exceeds"):
         train(TrainConfig(batch_size=500, epochs=1), progress=False)

@@ -15,11 +15,12 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
+from synapse_dyn._checks import require_memory
 from synapse_dyn.io import describe
 
 from .experiment import AbstractExperiment, SynapseResponse
 from .layout import Points, validate
-from .store import _fingerprint, _initialise, open_sweep
+from .store import _fingerprint, create, open_sweep, record_run
 
 _evaluate = eqx.filter_jit(lambda experiment, points: experiment(points))
 
@@ -101,13 +102,24 @@ def run(
     ``resume``: then only its missing chunks are computed, and the result is identical to an
     uninterrupted run's.
     """
+    total = float(np.prod(sweep.shape, dtype=float))
+    require_memory(f"the sweep's {total:.3g} points", 32 * total * len(sweep.dims), "sweep fewer")
     points = validate(experiment, sweep)
     n = len(next(iter(points.values())))
     experiment = experiment.prepare(points)
     if chunk is None:
         chunk = int(max(1, min(n, memory // experiment.bytes_per_point())))
-    if not isinstance(chunk, int) or chunk < 1:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer (points per chunk), got {chunk!r}.")
+    require_memory(
+        f"a chunk of {chunk} points", chunk * experiment.bytes_per_point(), "lower the chunk size"
+    )
+    per_point = sum(
+        np.dtype(spec.dtype).itemsize
+        * int(np.prod([len(experiment.coords()[d][0]) for d in spec.dims]))
+        for spec in experiment.outputs().values()
+    )
+    require_memory(f"the {n} points' results", n * per_point, "sweep fewer points")
     fingerprint = _fingerprint(experiment, sweep, points, chunk)
     if store is None:
         store = zarr.storage.MemoryStore()
@@ -118,20 +130,9 @@ def run(
                 f"sweep store {str(store)!r} already exists; "
                 "resume it (resume=True, --resume) or choose a new path."
             )
-    found = None  # a store killed while being created has no fingerprint: start it again
-    if isinstance(store, pathlib.Path) and store.exists():
-        found = zarr.open_group(store, mode="r").attrs.get("sweep_fingerprint")
-    if found is not None:
-        if found != fingerprint:
-            raise ValueError(
-                f"sweep store {str(store)!r} holds a different sweep (other points, chunk size or "
-                "experiment settings); choose a new path to start this one."
-            )
-    else:
-        _initialise(store, experiment, sweep, points, chunk, fingerprint)
+    create(store, experiment, sweep, points, chunk, fingerprint)
+    this_run = record_run(store)
     group = zarr.open_group(store, mode="r+")
-    this_run = int(group.attrs["sweep_runs"]) + 1
-    group.attrs["sweep_runs"] = this_run
     flags = group["chunk_run"]
     done = flags[:] > 0
     jobs = [
@@ -180,19 +181,31 @@ def dask_client(
     cluster: str | None = None,
     workers: int | None = None,
     options=None,
+    tls: bool = False,
 ):
     """A ``dask.distributed.Client`` for the duration of the block, or None (in-process): on the
     scheduler at address ``scheduler``; or on a new cluster, ``cluster="local"`` (worker
     processes on this machine) or ``"slurm"`` (``dask_jobqueue.SLURMCluster(**options)``,
-    e.g. cores, memory, queue, account, walltime), scaled to ``workers`` workers."""
-    from distributed import Client, LocalCluster
+    e.g. cores, memory, queue, account, walltime), scaled to ``workers`` workers.
+
+    A cluster listens on network ports that every user of the machine (or network) can
+    reach; with ``tls`` its connections are encrypted and authenticated: a started local
+    cluster gets a temporary certificate of its own (``distributed.Security.temporary``), an
+    existing scheduler or a SLURM cluster uses the certificates of the Dask configuration
+    (``distributed.comm.tls.*``, see docs/sweeps.md)."""
+    from distributed import Client, LocalCluster, Security
 
     options = dict(options or {})
+    security = None
+    if tls:
+        security = Security.temporary() if cluster == "local" else Security()
+        if cluster is None and scheduler is None:
+            raise ValueError("tls applies to Dask clusters: give a scheduler or a cluster too.")
     if scheduler is not None and cluster is not None:
         raise ValueError("give either a scheduler address or a cluster kind, not both.")
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="20s", security=security)
         except (OSError, TimeoutError) as error:
             raise RuntimeError(
                 f"could not reach the Dask scheduler at {scheduler!r}: {error}"
@@ -205,6 +218,9 @@ def dask_client(
         return
     if cluster == "local":
         options.setdefault("threads_per_worker", 1)
+        if security is not None:
+            options.setdefault("security", security)
+            options.setdefault("protocol", "tls://")
         made = LocalCluster(n_workers=workers or os.cpu_count(), processes=True, **options)
     elif cluster == "slurm":
         try:
@@ -213,6 +229,9 @@ def dask_client(
             raise RuntimeError(
                 "--cluster slurm needs dask-jobqueue: pip install dask-jobqueue."
             ) from None
+        if security is not None:
+            options.setdefault("security", security)
+            options.setdefault("protocol", "tls://")
         made = SLURMCluster(**options)
         made.scale(workers or 1)
     else:

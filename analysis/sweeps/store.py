@@ -1,14 +1,21 @@
-"""The zarr store of a sweep: created with the sweep's layout and a fingerprint, one region
-write per finished chunk flagged complete, reopened reshaped to the sweep's dimensions."""
+"""The zarr store of a sweep: created whole under a temporary name and renamed into place
+(with the sweep's layout, a fingerprint and consolidated metadata), one region write per
+finished chunk flagged complete (zarr writes every key atomically), reopened reshaped to the
+sweep's dimensions."""
 
 import hashlib
 import json
+import os
 import pathlib
+import shutil
+import uuid
 
 import dask.array
 import numpy as np
 import xarray as xr
 import zarr
+
+from synapse_dyn.io import consolidating
 
 from .layout import Grid
 
@@ -29,9 +36,10 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     coords = experiment.coords()
     parameters = experiment.parameters()
     data, encoding = {}, {}
+    point_coords = {}
     for name, values in points.items():
         spec = parameters[name]
-        data[name] = ("point", values, {"units": spec.units, "long_name": spec.long_name})
+        point_coords[name] = ("point", values, {"units": spec.units, "long_name": spec.long_name})
     for name, spec in experiment.outputs().items():
         shape = (n, *(len(coords[d][0]) for d in spec.dims))
         floating = np.issubdtype(spec.dtype, np.floating)
@@ -59,20 +67,79 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     }
     ds = xr.Dataset(
         data,
-        coords={name: (name, values, attrs) for name, (values, attrs) in coords.items()},
+        coords={
+            **point_coords,  # the parameters of every point: plain xr.open_zarr shows them
+            **{name: (name, values, attrs) for name, (values, attrs) in coords.items()},
+        },
         attrs={
             "sweep_layout": json.dumps(layout),
             "sweep_fingerprint": fingerprint,
             "sweep_runs": 0,
         },
     )
-    ds.to_zarr(store, mode="w", encoding=encoding, compute=False, consolidated=False)
+    with consolidating():
+        ds.to_zarr(store, mode="w", encoding=encoding, compute=False, consolidated=True)
+
+
+def create(store, experiment, sweep, points, chunk, fingerprint) -> None:
+    """Make ``store`` (a path or a zarr store) hold this sweep. A path is created whole under
+    a temporary name in its folder and renamed into place, so a process killed while creating
+    it leaves no half-made store, and of several processes creating it at once one wins and
+    the others use its store; an existing store must hold the same sweep (``fingerprint``)."""
+    if not isinstance(store, pathlib.Path):
+        _initialise(store, experiment, sweep, points, chunk, fingerprint)
+        return
+    found = _stored_fingerprint(store) if store.exists() else None
+    if store.exists() and found is None:  # left by a version without atomic creation
+        shutil.rmtree(store)
+    if not store.exists():
+        temporary = store.with_name(f".{store.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            _initialise(temporary, experiment, sweep, points, chunk, fingerprint)
+            os.rename(temporary, store)
+        except OSError:
+            if not store.exists():  # not another process's store in the way: a real failure
+                raise
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        found = _stored_fingerprint(store)
+    if found != fingerprint:
+        raise ValueError(
+            f"sweep store {str(store)!r} holds a different sweep (other points, chunk size or "
+            "experiment settings); choose a new path to start this one."
+        )
+
+
+def _stored_fingerprint(store: pathlib.Path) -> str | None:
+    """The fingerprint of the sweep in ``store``; None for a store whose creation was
+    interrupted by a version without atomic creation; raises for a folder that is no store."""
+    try:
+        group = zarr.open_group(store, mode="r")
+    except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as error:
+        if store.is_dir() and not any(store.iterdir()):
+            return None
+        raise ValueError(
+            f"{str(store)!r} is not a sweep store ({error}); choose another path."
+        ) from None
+    return group.attrs.get("sweep_fingerprint")
+
+
+def record_run(store) -> int:
+    """Count one more run of the sweep in ``store`` (its ``sweep_runs`` attribute, kept in the
+    consolidated metadata too); returns this run's number."""
+    group = zarr.open_group(store, mode="r+")
+    this_run = int(group.attrs["sweep_runs"]) + 1
+    group.attrs["sweep_runs"] = this_run
+    with consolidating():
+        zarr.consolidate_metadata(store)
+    return this_run
 
 
 def _assemble(flat: xr.Dataset) -> xr.Dataset:
     """The flat store's results with the sweep's dims in place of ``point``."""
     layout = json.loads(flat.attrs["sweep_layout"])
-    flat = flat.drop_vars("chunk_run").drop_attrs(deep=False)
+    parameters = [name for name in flat.coords if flat[name].dims == ("point",)]
+    flat = flat.reset_coords(parameters).drop_vars("chunk_run").drop_attrs(deep=False)
     if layout["kind"] == "points":
         return flat if layout["dims"] == ["point"] else flat.rename_dims(point=layout["dims"][0])
     dims, shape = tuple(layout["dims"]), tuple(layout["shape"])
@@ -98,7 +165,10 @@ def open_sweep(store, partial: bool = False) -> xr.Dataset:
     missing (unless ``partial``, where they read as NaN) naming how many."""
     if isinstance(store, str | pathlib.Path) and not pathlib.Path(store).exists():
         raise FileNotFoundError(f"sweep store {str(store)!r} does not exist.")
-    flat = _open_flat(store)
+    try:
+        flat = _open_flat(store)
+    except (OSError, KeyError, zarr.errors.BaseZarrError) as error:
+        raise ValueError(f"{str(store)!r} is not a readable sweep store ({error}).") from None
     missing = int((flat.chunk_run.values == 0).sum())
     if missing and not partial:
         raise ValueError(
@@ -111,4 +181,7 @@ def open_sweep(store, partial: bool = False) -> xr.Dataset:
 def chunk_runs(store) -> np.ndarray:
     """Per chunk of a sweep store, the run (1, 2, ... counting resumes) that completed it; 0
     where it is still missing."""
-    return zarr.open_group(store, mode="r")["chunk_run"][:]
+    try:
+        return zarr.open_group(store, mode="r")["chunk_run"][:]
+    except (OSError, KeyError, zarr.errors.BaseZarrError) as error:
+        raise ValueError(f"{str(store)!r} is not a readable sweep store ({error}).") from None

@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from synapse_dyn._checks import concrete, require_finite, require_x64
+from synapse_dyn._checks import (
+    concrete,
+    require_finite,
+    require_moderate,
+    require_positive,
+    require_x64,
+)
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
@@ -40,6 +46,7 @@ def simulate(
     max_steps: int = 1_000_000,
     progress: bool = False,
     checkpoint: str | None = None,
+    resume: bool = False,
     noise: eqx.Module | None = None,
     noise_seed: int = 0,
     dt: float | None = None,
@@ -65,12 +72,17 @@ def simulate(
       exponentials, once per configuration), the weights integrating g(u) with ``substeps``
       graded intervals per stretch between the protocol's corners (docs/tcl.md for the
       accuracy). Parameters are projected
-      onto their physical range after every cycle. With ``checkpoint=PATH`` the state is
-      saved every 25 cycles (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` to
-      resume); if a variable turns non-finite the run stops naming it, the cycle and time,
-      and the last good state stays in PATH.
+      onto their physical range after every cycle. With ``checkpoint=PATH`` the state and the
+      records so far are saved (after a chunk of 25 cycles, at most every 5 s, and at the
+      end; arrays and a JSON header, no pickle) with the configuration's fingerprint;
+      ``resume=True`` continues from PATH when it exists (refusing a checkpoint of another
+      configuration) and returns exactly what the uninterrupted run would, records of the
+      earlier cycles included (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)``
+      for a manual restart). If a variable turns non-finite the run stops naming it (and
+      its index), the cycle and time, and the last good state stays in PATH.
     * ``mode="relaxation"``: the network state is an ODE variable too,
-      dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
+      dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff);
+      one solve, so ``checkpoint`` is refused (split the run with ``state0``).
 
     Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
     dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
@@ -82,8 +94,16 @@ def simulate(
     """
     require_x64("simulate")
     t0_value, t1_value = concrete(t0), concrete(t1)
+    require_finite("t0", t0_value)
+    require_finite("t1", t1_value)
     if t0_value is not None and t1_value is not None and not t1_value > t0_value:
         raise ValueError(f"t1 must be later than t0, got t0 = {t0!r}, t1 = {t1!r}.")
+    require_positive("rtol", rtol)
+    require_positive("atol", atol)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}.")
+    require_moderate("synapse", synapse)
+    require_moderate("protocol", protocol)
     as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
     # Python floats in the modules become arrays, so new parameter values reuse the
     # compiled solve instead of tracing it again.
@@ -115,11 +135,19 @@ def simulate(
             substeps=substeps,
             progress=progress,
             checkpoint=checkpoint,
+            resume=resume,
         )
+    if checkpoint is not None or resume:
+        raise ValueError(
+            "checkpoint= saves network-level runs; a synapse-level run is one diffrax solve: "
+            "keep states with saveat, or split it with t0/t1 and w0."
+        )
+    _require_steps(protocol, t0_value, t1_value, max_steps)
     protocol = as_arrays(protocol)
     if saveat is None:
         saveat = diffrax.SaveAt(t1=True)
     elif not isinstance(saveat, diffrax.SaveAt):
+        require_finite("saveat", saveat)
         saveat = diffrax.SaveAt(ts=jnp.asarray(saveat, dtype=float))
     require_finite("w0", w0)
     w0 = jnp.asarray(w0, dtype=float)
@@ -128,6 +156,20 @@ def simulate(
     return integrator.solve(
         field, y0, protocol, t0, t1, saveat, diffrax.Tsit5(), mask=(True, False)
     )
+
+
+def _require_steps(protocol, t0, t1, max_steps) -> None:
+    """Refuse a run whose protocol has more periods (each needing a solver step at its
+    corners) than ``max_steps``, before its corners are listed."""
+    period = None if protocol.period is None else concrete(protocol.period)
+    if period is None or t0 is None or t1 is None or not period > 0:
+        return
+    periods = (t1 - t0) / period
+    if periods > max_steps:
+        raise ValueError(
+            f"[t0, t1] spans {periods:.3g} protocol periods, more than max_steps = {max_steps} "
+            "(the solver steps at least once per period); raise max_steps or shorten the run."
+        )
 
 
 def cycle_update_ode(

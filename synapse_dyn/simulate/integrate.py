@@ -74,7 +74,19 @@ class _Integrator(eqx.Module):
     max_steps: int
     thermal: Thermalised | None
 
-    def solve(self, field, y0, protocol, t0, t1, saveat, default_solver, mask, extra_steps=()):
+    def solve(
+        self,
+        field,
+        y0,
+        protocol,
+        t0,
+        t1,
+        saveat,
+        default_solver,
+        mask,
+        extra_steps=(),
+        names=("memory z", "weight w"),
+    ):
         """diffeqsolve of ``field`` from ``y0``; thermal noise acts where ``mask`` is True."""
         if self.thermal is None:
             terms, dt0, solver = diffrax.ODETerm(field), None, self.solver or default_solver
@@ -102,7 +114,7 @@ class _Integrator(eqx.Module):
             throw=False,
             adjoint=diffrax.ForwardMode() if increments else diffrax.RecursiveCheckpointAdjoint(),
         )
-        _raise_on_failure(solution)
+        _raise_on_failure(solution, names)
         return solution
 
 
@@ -110,12 +122,32 @@ def _or_none(times):
     return jnp.asarray(times) if len(times) else None
 
 
-def _raise_on_failure(solution: diffrax.Solution) -> None:
+def _raise_on_failure(solution: diffrax.Solution, names=("memory z", "weight w")) -> None:
+    """Raise SimulationError saying how the solver failed, the last saved time with a finite
+    state and which variable (``names`` of the state's parts, and index) was not finite at
+    the next save."""
     if concrete(solution.result._value) is None:
         return  # traced (inside jit): diffrax's own error channel applies
     if solution.result != diffrax.RESULTS.successful:
         reached = solution.stats.get("num_steps", "?")
         raise SimulationError(
-            f"the solver failed after {reached} steps: {solution.result}. Loosen rtol/atol, "
-            "raise max_steps, or check the inputs for NaN."
+            f"the solver failed after {reached} steps: {solution.result}{_where(solution, names)}"
+            ". Loosen rtol/atol, raise max_steps, or check the inputs for NaN."
         )
+
+
+def _where(solution: diffrax.Solution, names) -> str:
+    if solution.ts is None:
+        return ""
+    ts = np.asarray(solution.ts)
+    for k in range(ts.size):
+        good = f"; the last finite saved state is at t = {ts[k - 1]:g}" if k else ""
+        if not np.isfinite(ts[k]):
+            return f"{good}; the next save was not reached"
+        for path, leaf in jax.tree_util.tree_leaves_with_path(solution.ys):
+            row = np.asarray(leaf)[k]
+            bad = np.flatnonzero(~np.isfinite(row))
+            if bad.size:
+                name = names[path[0].idx] + jax.tree_util.keystr(path[1:])
+                return f"{good}; at t = {ts[k]:g}, {name} (flat index {bad[0]}) is not finite"
+    return ""

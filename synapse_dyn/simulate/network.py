@@ -16,13 +16,12 @@ from synapse_dyn._checks import (
     require_finite,
     require_in_range,
 )
-from synapse_dyn.io import save_state
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.cycle import cycle_response
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
 
-from .checkpoint import _check_finite, _diverged
+from .checkpoint import Checkpointer, _check_finite, _diverged
 
 
 class Schedule(eqx.Module):
@@ -175,6 +174,7 @@ def _simulate_network(
     substeps,
     progress,
     checkpoint,
+    resume,
 ):
     """The network-level simulation (``simulate``'s docstring)."""
     thermal = integrator.thermal
@@ -221,6 +221,19 @@ def _simulate_network(
             f"multiples of the period {period}."
         )
     n_cycles, first = int(round(n_cycles)), int(round(first))
+    if n_cycles > integrator.max_steps:
+        raise ValueError(
+            f"[t0, t1] = [{t0:g}, {t1:g}] spans {n_cycles} protocol cycles, more than max_steps = "
+            f"{integrator.max_steps} (each cycle is at least one step); raise max_steps or split "
+            "the run with state0."
+        )
+    if checkpoint is not None and mode == "relaxation":
+        raise ValueError(
+            "checkpoint= saves quasi-static runs; in mode='relaxation' the run is one diffrax "
+            "solve: split it into shorter runs (state0=run.state, t0=run.t1) to keep states."
+        )
+    if resume and checkpoint is None:
+        raise ValueError("resume=True continues from a checkpoint: pass checkpoint=PATH too.")
     network.check_inputs(schedule.inputs, "schedule inputs")
     w_start = state0[-1] if state0 is not None else w0
     network.check_parameters(w_start)
@@ -241,7 +254,11 @@ def _simulate_network(
     run = (synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles)
     if mode == "relaxation":
         return _relax(*run, integrator)
-    return _quasistatic(*run, levels, substeps, progress, checkpoint)
+    configuration = (synapse, protocol, network, rule, schedule, levels, substeps, first, seed)
+    saver = Checkpointer(
+        checkpoint, (configuration, state0 if state0 is not None else w_start), period
+    )
+    return _quasistatic(*run, levels, substeps, progress, saver, resume)
 
 
 def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
@@ -419,7 +436,8 @@ def _quasistatic(
     levels,
     substeps,
     progress,
-    checkpoint,
+    saver,
+    resume,
     chunk=25,
 ):
     period = float(protocol.period)
@@ -431,31 +449,32 @@ def _quasistatic(
         ),
         synapse,
     )
-    free, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
-    carry, records = (z, w, free), []
-    starts = range(first, first + n_cycles, chunk)
-    for start in tqdm(starts, desc="TCL cycles", unit="chunk", disable=not progress):
-        cycles = np.arange(start, min(start + chunk, first + n_cycles))
+    saved = saver.resume(first, n_cycles) if resume else None
+    if saved is None:
+        initial = _initial_state(synapse, network, schedule, w, first)
+        free, z, _ = initial if state0 is None else state0
+        carry, resumed_at, records = (z, w, free), first, []
+    else:
+        carry, resumed_at, records = saved
+    # chunks stay aligned on ``first``, so that a run resumed from its own checkpoint repeats
+    # the same computations (a checkpoint of a shorter run may end inside a chunk)
+    end = first + n_cycles
+    bounds = [resumed_at, *(s for s in range(first, end, chunk) if s > resumed_at), end]
+    todo = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    for start, stop in tqdm(todo, desc="TCL cycles", unit="chunk", disable=not progress):
+        cycles = np.arange(start, stop)
         try:
             following, record = _quasistatic_chunk(
                 synapse, network, rule, schedule, levels, responses, carry, cycles, signs[cycles]
             )
-        except (
-            eqx.EquinoxRuntimeError
-        ) as error:  # a runtime check of the network (e.g. non-finite state)
+        except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
             _diverged(
-                str(error).strip().splitlines()[0],
-                start,
-                start + len(cycles),
-                period,
-                checkpoint,
-                carry,
+                _runtime_message(error), start, start + len(cycles), saver, carry, records, start
             )
-        _check_finite(following[:2], np.asarray(record), start, period, checkpoint, carry)
+        _check_finite(following, np.asarray(record), start, saver, carry, records)
         carry = following
         records.append(np.asarray(record))
-        if checkpoint is not None:
-            save_state(checkpoint, (carry[2], *carry[:2]), period * (start + len(cycles)))
+        saver.save(carry, stop, records, force=stop == end)
     record = np.concatenate(records)
     z, w, free = carry
     return TCLRun(
@@ -464,6 +483,15 @@ def _quasistatic(
         (free, z, w),
         period * (first + n_cycles),
     )
+
+
+def _runtime_message(error: Exception) -> str:
+    """The message of an ``eqx.error_if`` failure, without the stack dump around it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "EquinoxRuntimeError:" in line:
+            return line.split("EquinoxRuntimeError:", 1)[1].strip()
+    return next((line for line in lines if not line.startswith("Above is the stack")), "failed")
 
 
 def _relax(
@@ -494,6 +522,7 @@ def _relax(
         diffrax.Kvaerno5(),
         mask=(True, False, False),
         extra_steps=blend,
+        names=("network state x", "memory z", "parameters w"),
     )
     xs, zs, ws = solution.ys
 
