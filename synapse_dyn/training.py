@@ -7,7 +7,6 @@ w <- project(w - learning_rate * g_hat), and returns the learning curves as an
 """
 
 import dataclasses
-import json
 import math
 import warnings
 
@@ -18,10 +17,10 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-import synapse_dyn
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 from synapse_dyn._checks import require_x64
+from synapse_dyn.io import describe
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
 RULES = ("ep", "cpl", "cl", "exact", "tcl")
@@ -414,7 +413,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         )
         for k in names
     }
-    return xr.Dataset(
+    ds = xr.Dataset(
         data,
         coords={
             "epoch": (
@@ -423,10 +422,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
                 {"long_name": "training epoch", "units": "1"},
             )
         },
-        attrs={
-            "title": f"{config.substrate} network trained by {config.rule} on {config.task}",
-            "synapse_dyn_version": synapse_dyn.__version__,
-            "config": json.dumps(dataclasses.asdict(config)),
-            "task_kind": task.kind,
-        },
+        attrs={"task_kind": task.kind},
     )
+    title = f"{config.substrate} network trained by {config.rule} on {config.task}"
+    return describe(ds, title, dataclasses.asdict(config))

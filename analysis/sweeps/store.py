@@ -10,7 +10,15 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from synapse_dyn.io import provenance
+from synapse_dyn.units import cf_units
+
 from .layout import Grid
+
+
+def sweep_config(experiment, sweep, chunk) -> dict:
+    """The configuration a sweep's provenance records: the experiment, the sweep, the chunk."""
+    return {"experiment": experiment.config(), "sweep": sweep.spec(), "chunk": chunk}
 
 
 def _fingerprint(experiment, sweep, points, chunk) -> str:
@@ -23,7 +31,8 @@ def _fingerprint(experiment, sweep, points, chunk) -> str:
 
 
 def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
-    """Write the store's metadata, coordinates and parameters; outputs are left unwritten
+    """Write the store's provenance (``synapse_dyn.io.provenance``), layout, coordinates and
+    parameters; outputs are left unwritten
     (they read as NaN, or 0 for integers) and every chunk is flagged missing."""
     n = len(next(iter(points.values())))
     coords = experiment.coords()
@@ -31,7 +40,7 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     data, encoding = {}, {}
     for name, values in points.items():
         spec = parameters[name]
-        data[name] = ("point", values, {"units": spec.units, "long_name": spec.long_name})
+        data[name] = ("point", values, {**cf_units(spec.units), "long_name": spec.long_name})
     for name, spec in experiment.outputs().items():
         shape = (n, *(len(coords[d][0]) for d in spec.dims))
         floating = np.issubdtype(spec.dtype, np.floating)
@@ -41,7 +50,7 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
         data[name] = (
             ("point", *spec.dims),
             values,
-            {"units": spec.units, "long_name": spec.long_name, **spec.attrs},
+            {**cf_units(spec.units), "long_name": spec.long_name, **spec.attrs},
         )
         encoding[name] = {"chunks": (chunk, *shape[1:]), "_FillValue": np.nan if floating else None}
     n_chunks = -(-n // chunk)
@@ -59,8 +68,12 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     }
     ds = xr.Dataset(
         data,
-        coords={name: (name, values, attrs) for name, (values, attrs) in coords.items()},
+        coords={
+            name: (name, values, {**attrs, **cf_units(attrs["units"])})
+            for name, (values, attrs) in coords.items()
+        },
         attrs={
+            **provenance(sweep_config(experiment, sweep, chunk)),
             "sweep_layout": json.dumps(layout),
             "sweep_fingerprint": fingerprint,
             "sweep_runs": 0,
