@@ -135,19 +135,23 @@ def test_unit_spellings_become_cf_units():
     assert energy.to("kT").magnitude == 6.0  # the reference units compose dimensionally
 
 
-def test_the_default_run_and_a_training_run_follow_the_conventions(tmp_path):
-    small = tmp_path / "small.toml"
-    small.write_text('kind = "synapse"\nname = "small"\nn_amplitudes = 40\n')
-    trained = tmp_path / "trained.toml"
-    trained.write_text(
-        'kind = "train"\nname = "trained"\nsubstrate = "hopfield"\ntask = "iris"\n'
-        "hidden = [4]\nepochs = 1\nfree_sweeps = 2\nnudged_sweeps = 1\n"
-    )
-    for path in (small, trained):
-        assert main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
-        with xr.open_dataset(tmp_path / path.stem / "dataset.nc") as ds:
+def test_run_quick_of_every_kind_follows_the_conventions(tmp_path):
+    """``run --quick`` of the default (kind synapse) and of a training example (kind train)."""
+    from synapse_dyn import experiments
+
+    example = ROOT / "examples" / "resistor_cpl.toml"
+    kinds = set()
+    for args in ([], [str(example)]):
+        out = tmp_path / str(len(kinds))
+        assert main(["run", *args, "--quick", "--quiet", "--out", str(out)]) == 0
+        [path] = out.glob("*/dataset.nc")
+        with xr.open_dataset(path) as ds:
             check_conventions(ds)
-            assert ds.attrs["title"] and json.loads(ds.attrs["config"])["name"] == path.stem
+            config = json.loads(ds.attrs["config"])
+            assert ds.attrs["title"] and config["name"] == path.parent.name
+            kinds.add("train" if "epochs" in config else "synapse")
+            assert config.get("epochs", 2) <= 2 and config.get("n_amplitudes", 100) <= 100
+    assert kinds == set(experiments.KINDS)
 
 
 @pytest.mark.parametrize("name", figures.names())
