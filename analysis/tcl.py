@@ -137,8 +137,8 @@ def timescale_map(
         ),
         dims[2]: (
             dims[2],
-            np.asarray([np.nan if r is None else r for r in network_ratios], float),
-            {"units": "1", "long_name": "tau_network / tau_fast (NaN: quasi-static)"},
+            np.asarray([0.0 if r is None else r for r in network_ratios], float),
+            {"units": "1", "long_name": "tau_network / tau_fast (0: quasi-static)"},
         ),
     }
     data = {

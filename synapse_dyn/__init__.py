@@ -14,4 +14,7 @@ per-cycle update), ``synapse_dyn.simulate`` (the one verb), ``synapse_dyn.cli`` 
 ``synapse_dyn.analysis`` (measurements into xarray datasets, figures).
 """
 
-__version__ = "0.1.0"
+try:  # written by setuptools-scm when the package is built or installed
+    from synapse_dyn._version import __version__
+except ImportError:  # a source tree that was never installed
+    __version__ = "0+unknown"

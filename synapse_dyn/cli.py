@@ -1,6 +1,7 @@
-"""The ``synapse-dyn`` command.
+"""The ``synapse-dyn`` command (also ``python -m synapse_dyn``).
 
-  synapse-dyn run [FILE.toml] [--out DIR]     run an experiment (the embedded default without FILE)
+  synapse-dyn run [FILE.toml] [--out DIR] [--quick]   run an experiment (the embedded default
+                                              without FILE; --quick: a small version)
   synapse-dyn figure NAME [--out DIR] [--quick]   reproduce a paper figure (NAME.nc, .png, .pdf)
   synapse-dyn keys [KIND]                     list the documented keys of an experiment kind
   synapse-dyn sweep FILE.toml [--out S.zarr] [--resume] [--scheduler ADDR | --cluster local|slurm]
@@ -89,6 +90,8 @@ def _run(args) -> None:
                 "--checkpoint-every applies to training runs (kind = 'train'); a synapse "
                 "experiment is computed in one pass (sweeps resume chunk by chunk)."
             )
+    if args.quick:
+        config = config.quick()
     out = _output_folder(args.out)
     folder = out / config.name
     with _lock(out, config.name):
@@ -272,12 +275,38 @@ def _add_cluster_options(command) -> None:
     )
 
 
+DESCRIPTION = (
+    "Physical learning with non-equilibrium synaptic memory: run experiments, reproduce the "
+    "paper's figures, sweep parameters."
+)
+
+
+def _figure_names() -> list[str]:
+    """The figures, listed without importing them (``synapse_dyn.analysis.figures.names``)."""
+    import importlib.util
+    import pkgutil
+
+    spec = importlib.util.find_spec("synapse_dyn.analysis")
+    folders = [str(pathlib.Path(p) / "figures") for p in spec.submodule_search_locations]
+    return sorted(m.name for m in pkgutil.iter_modules(folders) if not m.name.startswith("_"))
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="synapse-dyn", description=__doc__.split("\n")[0])
+    from synapse_dyn import __version__, experiments
+
+    main = argparse.ArgumentParser(prog="synapse-dyn", description=DESCRIPTION)
+    main.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = main.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run an experiment file (default: embedded TCL synapse)")
+    kinds = ", ".join(sorted(experiments.KINDS))
+    run = commands.add_parser(
+        "run",
+        help="run an experiment file (default: embedded TCL synapse)",
+        description=f"Run one experiment (kind: {kinds}); a file with a [sweep] table runs "
+        "with 'synapse-dyn sweep'.",
+    )
     run.add_argument("file", nargs="?", help="experiment TOML file")
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--quick", action="store_true", help="small, fast version of the experiment")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--overwrite", action="store_true", help="replace the results of an existing run"
@@ -292,8 +321,13 @@ def parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
     )
     run.set_defaults(action=_run)
-    figure = commands.add_parser("figure", help="reproduce a paper figure")
-    figure.add_argument("name", help="figure name, e.g. fig4c")
+    names = _figure_names()
+    figure = commands.add_parser(
+        "figure",
+        help="reproduce a paper figure",
+        description="Reproduce a paper figure: NAME.nc, NAME.png and NAME.pdf.",
+    )
+    figure.add_argument("name", help=f"figure name: {', '.join(names)}")
     figure.add_argument("--out", default="figures", help="output folder (default: figures)")
     figure.add_argument("--quick", action="store_true", help="small, fast version")
     figure.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -303,8 +337,12 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_cluster_options(figure)
     figure.set_defaults(action=_figure)
-    keys = commands.add_parser("keys", help="document the keys of experiment files")
-    keys.add_argument("kind", nargs="?")
+    keys = commands.add_parser(
+        "keys",
+        help="document the keys of experiment files",
+        description=f"Document the keys of an experiment kind ({kinds}; all without KIND).",
+    )
+    keys.add_argument("kind", nargs="?", help=f"experiment kind: {kinds}")
     keys.set_defaults(action=_keys)
     sweep = commands.add_parser("sweep", help="run an experiment file's [sweep] into a zarr store")
     sweep.add_argument("file", help="experiment TOML file with a [sweep] table")

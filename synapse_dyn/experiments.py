@@ -110,6 +110,10 @@ class SynapseExperiment:
         ]
         return ds, response_panels(curves), summary
 
+    def quick(self):
+        """The same experiment at a small size (``run --quick``): at most 100 contrasts."""
+        return dataclasses.replace(self, n_amplitudes=min(self.n_amplitudes, 100))
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainExperiment(TrainConfig):
@@ -136,6 +140,18 @@ class TrainExperiment(TrainConfig):
                 f"{float(final.test_accuracy):.3f}"
             )
         return ds, learning_curves(ds), summary
+
+    def quick(self):
+        """The same experiment at a small size (``run --quick``): at most 2 epochs and, for the
+        generated tasks, 64 training and 32 test samples."""
+        n_train = min(self.n_train, 64)
+        return dataclasses.replace(
+            self,
+            epochs=min(self.epochs, 2),
+            n_train=n_train,
+            n_test=min(self.n_test, 32),
+            batch_size=min(self.batch_size, n_train),
+        )
 
 
 KINDS: dict[str, type] = {"synapse": SynapseExperiment, "train": TrainExperiment}
@@ -168,8 +184,14 @@ def _load(text: str, source: str) -> dict:
 
 def parse(text: str, source: str = "experiment", default_name: str | None = None):
     """The experiment configured by a TOML text (named ``default_name`` when it sets no
-    ``name``, e.g. the file's name)."""
-    return from_table(_named(_load(text, source), default_name), source)
+    ``name``, e.g. the file's name). One experiment: a sweep file is refused with the command
+    that runs it."""
+    table = _load(text, source)
+    if "sweep" in table:
+        raise ValueError(
+            f"{source} has a [sweep] table: run the sweep with 'synapse-dyn sweep {source}'."
+        )
+    return from_table(_named(table, default_name), source)
 
 
 def _named(table: dict, default_name: str | None) -> dict:

@@ -19,11 +19,10 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-import synapse_dyn
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 from synapse_dyn._checks import Range, check_fields, require_x64
-from synapse_dyn.io import fingerprint, read_checkpoint, save_state
+from synapse_dyn.io import describe, fingerprint, read_checkpoint, save_state
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
 RULES = ("ep", "cpl", "cl", "exact", "tcl")
@@ -494,7 +493,7 @@ def _curves(config: TrainConfig, task, history: list[dict]) -> xr.Dataset:
         )
         for k in names
     }
-    return xr.Dataset(
+    ds = xr.Dataset(
         data,
         coords={
             "epoch": (
@@ -503,10 +502,7 @@ def _curves(config: TrainConfig, task, history: list[dict]) -> xr.Dataset:
                 {"long_name": "training epoch", "units": "1"},
             )
         },
-        attrs={
-            "title": f"{config.substrate} network trained by {config.rule} on {config.task}",
-            "synapse_dyn_version": synapse_dyn.__version__,
-            "config": json.dumps(dataclasses.asdict(config)),
-            "task_kind": task.kind,
-        },
+        attrs={"task_kind": task.kind},
     )
+    title = f"{config.substrate} network trained by {config.rule} on {config.task}"
+    return describe(ds, title, dataclasses.asdict(config))

@@ -101,7 +101,7 @@ def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     assert np.all(y[inside & (ratio >= 12)] >= 0.9 * x[inside & (ratio >= 12)])
     short = inside & (ratio <= 8)  # the kernel smooths short fast ramps: those fall below
     assert short.any() and np.all(y[short] < 0.85 * x[short])
-    assert "config" in ds.attrs and ds.amplitude_min.attrs["units"] == "current"
+    assert "config" in ds.attrs and ds.amplitude_min.attrs["model_units"] == "current_unit"
 
 
 def test_timescale_figure_reference_values():

@@ -63,7 +63,10 @@ def test_grid_dataset_has_the_axes_as_dims_and_matches_response_curves(reference
     assert ds.dw.dims == ("tau_fast", "tau_slow", "amplitude")
     assert ds.period.dims == ("tau_fast", "tau_slow")
     np.testing.assert_array_equal(ds.tau_slow.values, grid.axes["tau_slow"])
-    assert ds.dw.attrs["units"] == "current x time" and ds.attrs["kernel_timescale"] == 0.05
+    assert (
+        ds.dw.attrs["model_units"] == "current_unit * time_unit"
+        and ds.attrs["kernel_timescale"] == 0.05
+    )
     assert ds.regime.attrs["flag_meanings"] == "no_update contrastive cancellation"
     point = ds.sel(tau_fast=2.0, tau_slow=15.0)
     direct = response_curves(

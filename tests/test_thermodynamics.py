@@ -17,7 +17,7 @@ def test_steady_dissipation_units_and_time_scale():
     """Per simulation time unit the ladder dissipates time_scale x the Markov-unit rate
     (1.76 kT per Markov time at gamma = 0.1, rate factor 25, s = 0)."""
     ds = th.steady_dissipation(MarkovLadder(0.1, 25.0, time_scale=5.0), [0.0, 100.0])
-    assert ds.dissipation.attrs["units"] == "kT / time"
+    assert ds.dissipation.attrs["model_units"] == "kT / time_unit"
     assert float(ds.dissipation[0]) == pytest.approx(5 * 1.76, rel=0.01)
     assert float(ds.dissipation[1]) > 0
 

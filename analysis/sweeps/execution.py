@@ -20,7 +20,7 @@ from synapse_dyn.io import describe
 
 from .experiment import AbstractExperiment, SynapseResponse
 from .layout import Points, validate
-from .store import _fingerprint, create, open_sweep, record_run
+from .store import _fingerprint, create, open_sweep, record_run, sweep_config
 
 _evaluate = eqx.filter_jit(lambda experiment, points: experiment(points))
 
@@ -152,8 +152,7 @@ def run(
     for name, spec in experiment.outputs().items():
         ds[name].attrs.update(spec.attrs)  # zarr keeps array attributes as lists
     ds = experiment.finish(ds)
-    config = {"experiment": experiment.config(), "sweep": sweep.spec(), "chunk": chunk}
-    return describe(ds, title, config)
+    return describe(ds, title, sweep_config(experiment, sweep, chunk))
 
 
 def _option_value(text: str):

@@ -15,9 +15,15 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from synapse_dyn.io import consolidating
+from synapse_dyn.io import consolidating, provenance
+from synapse_dyn.units import cf_units
 
 from .layout import Grid
+
+
+def sweep_config(experiment, sweep, chunk) -> dict:
+    """The configuration a sweep's provenance records: the experiment, the sweep, the chunk."""
+    return {"experiment": experiment.config(), "sweep": sweep.spec(), "chunk": chunk}
 
 
 def _fingerprint(experiment, sweep, points, chunk) -> str:
@@ -30,7 +36,8 @@ def _fingerprint(experiment, sweep, points, chunk) -> str:
 
 
 def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
-    """Write the store's metadata, coordinates and parameters; outputs are left unwritten
+    """Write the store's provenance (``synapse_dyn.io.provenance``), layout, coordinates and
+    parameters; outputs are left unwritten
     (they read as NaN, or 0 for integers) and every chunk is flagged missing."""
     n = len(next(iter(points.values())))
     coords = experiment.coords()
@@ -39,7 +46,11 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
     point_coords = {}
     for name, values in points.items():
         spec = parameters[name]
-        point_coords[name] = ("point", values, {"units": spec.units, "long_name": spec.long_name})
+        point_coords[name] = (
+            "point",
+            values,
+            {**cf_units(spec.units), "long_name": spec.long_name},
+        )
     for name, spec in experiment.outputs().items():
         shape = (n, *(len(coords[d][0]) for d in spec.dims))
         floating = np.issubdtype(spec.dtype, np.floating)
@@ -49,7 +60,7 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
         data[name] = (
             ("point", *spec.dims),
             values,
-            {"units": spec.units, "long_name": spec.long_name, **spec.attrs},
+            {**cf_units(spec.units), "long_name": spec.long_name, **spec.attrs},
         )
         encoding[name] = {"chunks": (chunk, *shape[1:]), "_FillValue": np.nan if floating else None}
     n_chunks = -(-n // chunk)
@@ -69,9 +80,13 @@ def _initialise(store, experiment, sweep, points, chunk, fingerprint) -> None:
         data,
         coords={
             **point_coords,  # the parameters of every point: plain xr.open_zarr shows them
-            **{name: (name, values, attrs) for name, (values, attrs) in coords.items()},
+            **{
+                name: (name, values, {**attrs, **cf_units(attrs["units"])})
+                for name, (values, attrs) in coords.items()
+            },
         },
         attrs={
+            **provenance(sweep_config(experiment, sweep, chunk)),
             "sweep_layout": json.dumps(layout),
             "sweep_fingerprint": fingerprint,
             "sweep_runs": 0,
