@@ -347,8 +347,20 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     return np.asarray(times), weights, ramp, corners
 
 
+def _has_thevenin(network) -> bool:
+    """Whether the network is linear in its state and answers every perturbation of a batch
+    from its Thevenin equivalent at the outputs (``ResistorNetwork.thevenin``)."""
+    return hasattr(network, "thevenin")
+
+
 @eqx.filter_jit
-def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carry, cycles, signs):
+def _quasistatic_chunk(
+    synapse, network, rule, schedule, levels, responses, carry, cycles, signs, thevenin
+):
+    """``len(cycles)`` TCL cycles in one scan. ``thevenin``: the perturbed levels of a batch
+    from one factorisation and its Thevenin equivalent (exact for a linear network), instead
+    of one relaxation per level and sample."""
+
     def cycle(carry, cycle_sign):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
         # inputs came in, and again under the updated parameters
@@ -357,8 +369,12 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         following = schedule.inputs[schedule.rows(k + 1)]
         signed = sign * rule.strength
+        if thevenin:  # one factorisation: the next batch and the network seen from its outputs
+            arriving, perturbed = network.thevenin(w, following)
+        else:
+            arriving, perturbed = jax.vmap(lambda i: network.equilibrium(w, i))(following), network
         nudged = jax.vmap(
-            lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(
+            lambda b: jax.vmap(lambda i, y, x: rule.perturb(perturbed, w, i, y, x, b))(
                 inputs, targets, free
             )
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
@@ -367,7 +383,6 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
         unstacked = [jax.tree.map(lambda a, k=k: a[k], nudged) for k in range(levels - 1)]
         level_currents = [network.batch_current(x, w, inputs) for x in [free, *unstacked]]
         free_current = level_currents[0]
-        arriving = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         arriving_current = network.batch_current(arriving, w, following)
         switch = jax.tree.map(jnp.subtract, arriving_current, free_current)
 
@@ -438,7 +453,16 @@ def _quasistatic(
         cycles = np.arange(start, min(start + chunk, first + n_cycles))
         try:
             following, record = _quasistatic_chunk(
-                synapse, network, rule, schedule, levels, responses, carry, cycles, signs[cycles]
+                synapse,
+                network,
+                rule,
+                schedule,
+                levels,
+                responses,
+                carry,
+                cycles,
+                signs[cycles],
+                _has_thevenin(network),
             )
         except (
             eqx.EquinoxRuntimeError
