@@ -15,9 +15,9 @@ from synapse_dyn import networks as nw
 from synapse_dyn import protocols as P
 from synapse_dyn import rules
 from synapse_dyn.networks import Clamp, CrossEntropy, SoftNudge, SparseDirect
-from synapse_dyn.simulate import Schedule, simulate
+from synapse_dyn.simulate import Schedule, cycle_update_ode, simulate
 from synapse_dyn.simulate import network as tcl_network
-from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+from synapse_dyn.synapses import DeadZone, EColiCascade, EColiKernel, Synapse, cycle_update
 
 SOLVERS = {
     "dense": None,
@@ -117,3 +117,53 @@ def test_tcl_through_the_thevenin_equivalent_equals_the_relaxed_levels(solver, r
     )
     np.testing.assert_allclose(fast.update_norm, slow.update_norm, rtol=1e-9)
     np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-9)
+
+
+SLOW_RAMPS = [(1.0, 9.0), (0.5, 20.0), (2.0, 30.0)]
+
+
+@pytest.fixture(scope="module")
+def compilations():
+    """Count of XLA backend compilations while the fixture's counter is switched on."""
+    state = {"on": False, "count": 0}
+
+    def listen(event, duration, **kwargs):
+        if state["on"] and event == "/jax/core/compile/backend_compile_duration":
+            state["count"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    return state
+
+
+def a_max_update(tau_fast, tau_slow, **options):
+    """(fast path, ODE) cycle updates over A at A = A_max = theta tau_slow (E. coli kernel,
+    B = 20): the slow ramp's u sits exactly on the dead zone's threshold."""
+    amplitude, theta = 100.0, 100.0 / tau_slow
+    shape = P.Sawtooth(tau_fast, tau_slow, free=-0.5, clamped=0.5)
+    fast = cycle_update(EColiKernel(rate=20.0), DeadZone(theta), shape, jnp.array([amplitude]), 0.0)
+    signal = P.Sawtooth(tau_fast, tau_slow, free=-amplitude / 2, clamped=amplitude / 2)
+    synapse = Synapse(EColiCascade(0.05), DeadZone(theta), 1.0)
+    return float(fast[0]) / amplitude, float(
+        cycle_update_ode(synapse, signal, **options)
+    ) / amplitude
+
+
+def test_cycle_update_ode_compiles_once_and_agrees_at_a_max(compilations):
+    """Three protocols with the slow ramp exactly on the threshold: the default tolerance
+    agrees with the exact fast path (rtol 1e-9 gave 0.936 for 0.963 and warns), and after
+    the first protocol no call compiles anything."""
+    compilations["on"] = True
+    fast, ode = a_max_update(*SLOW_RAMPS[0])
+    assert compilations["count"] > 0  # the counter sees the first call compile
+    compilations["count"] = 0
+    try:
+        results = [(fast, ode)] + [a_max_update(*ramps) for ramps in SLOW_RAMPS[1:]]
+    finally:
+        compilations["on"] = False
+    assert compilations["count"] == 0
+    for fast, ode in results:
+        assert fast > 0.9
+        np.testing.assert_allclose(ode, fast, rtol=1e-4)
+    with pytest.warns(UserWarning, match="within 1e-6 of a jump of g"):
+        fast, coarse = a_max_update(*SLOW_RAMPS[0], rtol=1e-9)
+    assert abs(coarse - fast) > 1e-2  # the tie the warning is about

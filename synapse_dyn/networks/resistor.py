@@ -293,7 +293,12 @@ class ResistorNetwork(AbstractNetwork):
         w = jnp.asarray(w, dtype=float)
         zero = jnp.zeros(self.n_free)
         sources = jax.vmap(lambda i: -self.currents(self.potentials(zero, i), w)[self.free_nodes])
-        units = jnp.eye(self.n_free)[self.output_slots]  # E^T: current injected at each output
+        # E^T: a unit current injected at each output
+        units = (
+            jnp.zeros((self.n_outputs, self.n_free))
+            .at[jnp.arange(self.n_outputs), self.output_slots]
+            .set(1.0)
+        )
         solve = self._linear_solver(w, jnp.ones(self.n_free), zero)
         states = jax.vmap(lambda rhs: solve(rhs, zero))(jnp.concatenate([sources(inputs), units]))
         states = check_state(states, f"the {type(self).__name__} equilibrium")
