@@ -3,6 +3,10 @@
 SuperLU's batched solves (one factorisation per matrix) against one scipy solve per sample,
 and whole TCL runs through both paths."""
 
+import os
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -167,3 +171,36 @@ def test_cycle_update_ode_compiles_once_and_agrees_at_a_max(compilations):
     with pytest.warns(UserWarning, match="within 1e-6 of a jump of g"):
         fast, coarse = a_max_update(*SLOW_RAMPS[0], rtol=1e-9)
     assert abs(coarse - fast) > 1e-2  # the tie the warning is about
+
+
+def test_cli_turns_on_the_persistent_compilation_cache(tmp_path):
+    """With the cache folder set by the environment, a compiled program is written there and
+    a fresh process reads it back instead of compiling."""
+    script = (
+        "import jax, jax.numpy as jnp\n"
+        "from synapse_dyn import cli\n"
+        "print(cli.compilation_cache())\n"
+        "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
+        "hits = []\n"
+        "jax.monitoring.register_event_listener(\n"
+        "    lambda event, **_: hits.append(event == '/jax/compilation_cache/cache_hits'))\n"
+        "f = jax.jit(lambda x: jnp.sort(jnp.cos(x) @ x.T).sum())\n"
+        "print(float(f(jnp.ones((64, 64)))), sum(hits))\n"
+    )
+    env = dict(os.environ, SYNAPSE_DYN_JAX_CACHE=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == str(tmp_path / "cache")
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert entries  # written
+    assert first.stdout.split()[-1] == "0"  # nothing to read yet
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    value, hits = second.stdout.split()[-2:]
+    assert value == first.stdout.split()[-2] and int(hits) >= 1  # read back
+    off = subprocess.run(
+        [sys.executable, "-c", "from synapse_dyn import cli; print(cli.compilation_cache())"],
+        env=dict(env, SYNAPSE_DYN_JAX_CACHE=""),
+        capture_output=True,
+        text=True,
+    )
+    assert off.stdout.strip() == "None"
