@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 import scipy.sparse.linalg as spla
+from _report import BLAS_THREADS, pin_blas_threads, report
 
 from synapse_dyn.networks import DiodeNetwork, ResistorNetwork, SparseDirect, lattice
 from synapse_dyn.networks.spice import diode_forward_drop, ngspice_available, run_ngspice
@@ -72,6 +73,17 @@ def linear(side: int):
             f"{theirs * 1e3:9.2f} ms   "
             f"ratio {theirs / ours:6.2f}   max|dv| {np.abs(reference - x).max():.1e}"
         )
+        report(
+            "networks",
+            f"linear lattice n={n}, {name}",
+            ours,
+            "scipy spsolve",
+            theirs,
+            theirs / ours,
+            "-",
+            None,
+            f"max|dv| {np.abs(reference - x).max():.1e}",
+        )
 
 
 def diode(sizes, gain):
@@ -112,6 +124,17 @@ def diode(sizes, gain):
         f"({sweeps} sweeps)   ngspice op {theirs * 1e3:9.1f} ms   ratio {theirs / ours:7.1f}   "
         f"max|dv| {error:.1e} (forward drop {diode_forward_drop(current):.1e})"
     )
+    report(
+        "networks",
+        f"diode network, {sum(net.layer_sizes)} nodes, {sweeps} sweeps",
+        ours,
+        "ngspice operating point",
+        theirs,
+        theirs / ours,
+        "-",
+        None,
+        f"max|dv| {error:.1e} (forward drop {diode_forward_drop(current):.1e})",
+    )
 
 
 def with_sweeps(net, sweeps):
@@ -124,6 +147,8 @@ def main():
         "--quick", action="store_true", help="10^3 and 10^4 nodes only, smaller diode network"
     )
     args = parser.parse_args()
+    limiter = pin_blas_threads()  # noqa: F841
+    print(f"BLAS threads: {BLAS_THREADS}")
     for side in (32, 100) if args.quick else (32, 100, 317):
         linear(side)
     if not ngspice_available():

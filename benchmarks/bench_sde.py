@@ -14,6 +14,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _report import report
 
 from synapse_dyn.noise import Thermal, langevin
 
@@ -91,6 +92,16 @@ def main():
             f"  langevin, Heun + Sekimoto heat, {kind:>10} Brownian path: {steps / elapsed:10.0f} "
             f"trajectory-steps/s ({elapsed:.3f} s), ratio to the scan baseline "
             f"{t_scan / elapsed:.3f}"
+        )
+        report(
+            "sde",
+            f"langevin ({kind} Brownian path), {n_samples} x {n_steps} steps, {n_nodes} nodes",
+            elapsed,
+            "lax.scan Euler-Maruyama",
+            t_scan,
+            t_scan / elapsed,
+            "-",
+            None,
         )
 
 

@@ -22,21 +22,42 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
 
-from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
+from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge, check_state
 from .graphs import Graph
 from .spice import netlist
 
 
 class SparseDirect(eqx.Module):
-    """Sparse direct solver for large networks on CPU: SuperLU (scipy) called back from jit,
-    differentiable by implicit differentiation (``jax.lax.custom_linear_solve``), vmapped
-    sample by sample."""
+    """Sparse direct solver for large networks on CPU: SuperLU (scipy, minimum-degree
+    ordering of A + A^T, symmetric mode) called back from jit, differentiable by implicit
+    differentiation (``jax.lax.custom_linear_solve``). Under vmap, every batch of right-hand
+    sides that shares one matrix (the samples of a batch, the columns of ``thevenin``) is
+    solved with one factorisation."""
 
 
 def _superlu(rows, cols, values, rhs):
+    """x with A x = rhs, A = sparse(values at rows, cols). Batch axes (vmap's, size 1 where
+    an argument is not batched) of ``values`` select the matrix; one factorisation per matrix
+    solves all its right-hand sides."""
     n = rhs.shape[-1]
-    matrix = sp.csc_matrix((values, (rows, cols)), shape=(n, n))
-    return np.asarray(spla.spsolve(matrix, rhs), dtype=rhs.dtype)
+    rows, cols = (np.reshape(a, (-1, a.shape[-1]))[0] for a in (rows, cols))
+    matrices = values.shape[:-1]
+    rhs = np.broadcast_to(rhs, (*np.broadcast_shapes(matrices, rhs.shape[:-1]), n))
+    out = np.empty(rhs.shape, dtype=rhs.dtype)
+    for index in np.ndindex(matrices):
+        block = tuple(
+            slice(None) if size == 1 else k for k, size in zip(index, matrices, strict=True)
+        )
+        matrix = sp.csc_matrix((values[index], (rows, cols)), shape=(n, n))
+        factor = spla.splu(
+            matrix,
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+        columns = rhs[block].reshape(-1, n)
+        out[block] = factor.solve(np.ascontiguousarray(columns.T)).T.reshape(rhs[block].shape)
+    return out
 
 
 class ResistorNetwork(AbstractNetwork):
@@ -252,7 +273,7 @@ class ResistorNetwork(AbstractNetwork):
             def direct(_, rhs):
                 out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
                 return jax.pure_callback(
-                    _superlu, out, rows, cols, values, rhs, vmap_method="sequential"
+                    _superlu, out, rows, cols, values, rhs, vmap_method="expand_dims"
                 )
 
             return lambda rhs, guess: jax.lax.custom_linear_solve(
@@ -262,6 +283,27 @@ class ResistorNetwork(AbstractNetwork):
         return lambda rhs, guess: (
             lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
         )
+
+    def thevenin(
+        self, w: Float[Array, " n_edges"], inputs: Float[Array, "batch n_in"]
+    ) -> tuple[Float[Array, "batch n_free"], "Thevenin"]:
+        """The free equilibria of a batch of inputs and the network seen from its outputs
+        (``Thevenin``), from one batched solve: with a direct solver, one factorisation of
+        A(w) serves the batch and the n_out columns G = A^-1 E."""
+        w = jnp.asarray(w, dtype=float)
+        zero = jnp.zeros(self.n_free)
+        sources = jax.vmap(lambda i: -self.currents(self.potentials(zero, i), w)[self.free_nodes])
+        # E^T: a unit current injected at each output
+        units = (
+            jnp.zeros((self.n_outputs, self.n_free))
+            .at[jnp.arange(self.n_outputs), self.output_slots]
+            .set(1.0)
+        )
+        solve = self._linear_solver(w, jnp.ones(self.n_free), zero)
+        states = jax.vmap(lambda rhs: solve(rhs, zero))(jnp.concatenate([sources(inputs), units]))
+        states = check_state(states, f"the {type(self).__name__} equilibrium")
+        batch = len(inputs)
+        return states[:batch], Thevenin(self, states[batch:].T)
 
     def initial_state(self):
         """Zero potential at every free node (the CG start without ``x0``)."""
@@ -308,3 +350,48 @@ class ResistorNetwork(AbstractNetwork):
         """A SPICE netlist of the free equilibrium: resistors R = 1/g, DC voltage sources on
         the inputs, ground nodes tied to node 0, an operating-point analysis."""
         return netlist(self, np.asarray(w, float), np.asarray(inputs, float))
+
+
+class Thevenin(eqx.Module):
+    """A resistor network seen from its output nodes, its sources at their values: a current
+    c injected at the outputs moves the free equilibrium x_free to x_free + G c, the outputs
+    to o_free + S c, with G = A^-1 E (E: the output columns) and S = E^T G the transfer
+    resistances between the outputs. A soft nudge or a clamp acts on the outputs alone, so
+    its equilibrium is a problem in the n_out currents: exact, no further solve of the network.
+    ``output`` and ``equilibrium`` answer as the network's own (for ``rule.perturb``)."""
+
+    network: ResistorNetwork
+    gain: Float[Array, "n_free n_out"]  # G
+
+    def output(self, x: Float[Array, " n_free"]) -> Float[Array, " n_out"]:
+        return self.network.output(x)
+
+    def equilibrium(
+        self, w: Float[Array, " n_edges"], inputs: Float[Array, " n_in"], nudge: Nudge, x0
+    ) -> Float[Array, " n_free"]:
+        """The equilibrium under ``nudge`` from ``x0``, the free equilibrium of these w and
+        inputs (``thevenin``'s states). Clamp at values v: c = S^-1 (v - o_free). Soft nudge:
+        the majorise-minimise iterations of ``ResistorNetwork.solve`` in the currents,
+        (I + kappa S) c' = kappa (o - o_free) - beta dC/do(o), o = o_free + S c (kappa the
+        majoriser curvature; one step, exact, for the MSE)."""
+        del w, inputs
+        if nudge is None:
+            return x0
+        o_free = self.output(x0)
+        coupling = self.gain[self.network.output_slots]  # S
+        if isinstance(nudge, Clamp):
+            currents = jnp.linalg.solve(coupling, nudge.values - o_free)
+        else:
+            kappa = nudge.majoriser_curvature()
+            system = jnp.eye(self.network.n_outputs) + kappa * coupling
+
+            def majorise_minimise(_, c):
+                o = o_free + coupling @ c
+                force = kappa * (o - o_free) - nudge.beta * nudge.cost.grad(o, nudge.target)
+                return jnp.linalg.solve(system, force)
+
+            iterations = 1 if nudge.cost.quadratic else self.network.cost_iterations
+            currents = jax.lax.fori_loop(
+                0, iterations, majorise_minimise, jnp.zeros(self.network.n_outputs)
+            )
+        return x0 + self.gain @ currents

@@ -1,12 +1,14 @@
 """The one verb, ``simulate`` (the package docstring has the equations), and the per-cycle
 update of a synapse from a diffrax solve, ``cycle_update_ode``."""
 
+import warnings
 from typing import Literal
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from synapse_dyn._checks import (
@@ -20,7 +22,7 @@ from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
 
-from .integrate import _Integrator, _SynapseField, _thermal
+from .integrate import _Integrator, _raise_on_failure, _SynapseField, _thermal
 from .network import Schedule, _simulate_network
 
 
@@ -176,16 +178,85 @@ def cycle_update_ode(
     synapse: Synapse,
     signal: AbstractProtocol,
     warmup_cycles: int = 2,
-    rtol: float = 1e-9,
+    rtol: float = 1e-12,
     atol: float = 1e-12,
 ) -> Float[Array, ""]:
     """Delta = integral over one period of g(u) from a diffrax solve of the memory ODE and
     the weight together (after ``warmup_cycles`` periods to reach the periodic steady state):
-    Delta = -(w(end) - w(end - T)) / learning_rate."""
+    Delta = -(w(end) - w(end - T)) / learning_rate. Compiled once per memory and
+    nonlinearity (and number of protocol corners): the protocol's values, the end time and
+    the tolerances enter the solve as traced values.
+
+    Where g jumps (a dead zone's threshold) and u stays on the jump over a stretch of the
+    cycle (the slow ramp of a sawtooth at A = A_max), Delta depends on the side of the jump
+    that rounding puts u on: the exact fast path (``synapses.cycle_update``) counts u within
+    ``THRESHOLD_TIE`` of the threshold as dead, which this solve resolves at the default rtol
+    1e-12 (at rtol 1e-9: 0.936 instead of 0.963 of A at tau_fast 1, tau_slow 9). With rtol
+    above 1e-11 it warns when u spends more than 1% of the cycle within 1e-6 (relative) of a
+    jump of g."""
+    require_x64("cycle_update_ode")
     period = float(signal.period)
     t1 = (warmup_cycles + 1) * period
-    solution = simulate(
-        synapse, signal, t1=t1, saveat=jnp.array([t1 - period, t1]), rtol=rtol, atol=atol
+    as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
+    synapse, signal = as_arrays(synapse), as_arrays(signal)
+    jumps = signal.jump_times(0.0, t1)
+    solution, u = _cycle_update_ode(
+        synapse,
+        signal,
+        jnp.asarray(t1),
+        jnp.asarray(period),
+        jnp.asarray(signal.breakpoints(0.0, t1)),
+        jnp.asarray(jumps) if len(jumps) else None,
+        jnp.asarray(rtol, dtype=float),
+        jnp.asarray(atol, dtype=float),
     )
+    _raise_on_failure(solution)
+    if rtol > 1e-11:
+        _warn_on_jumps(synapse.nonlinearity, np.asarray(u), rtol)
     weights = solution.ys[1]
-    return -(weights[1] - weights[0]) / synapse.learning_rate
+    return -(weights[-1] - weights[0]) / synapse.learning_rate
+
+
+_TIE_SAMPLES = 2001
+
+
+@eqx.filter_jit
+def _cycle_update_ode(synapse, signal, t1, period, step_ts, jump_ts, rtol, atol):
+    """The solve, saving the last cycle densely, and u there."""
+    field = _SynapseField(synapse, signal)
+    controller = diffrax.ClipStepSizeController(
+        diffrax.PIDController(rtol=rtol, atol=atol), step_ts=step_ts, jump_ts=jump_ts
+    )
+    ts = t1 - period + period * jnp.linspace(0.0, 1.0, _TIE_SAMPLES)
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        diffrax.Tsit5(),
+        t0=0.0,
+        t1=t1,
+        dt0=None,
+        y0=(synapse.memory.steady_state(signal(0.0)), jnp.zeros(())),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=1_000_000,
+        throw=False,
+    )
+    return solution, jax.vmap(synapse.memory.output)(solution.ys[0], jax.vmap(signal)(ts))
+
+
+def _warn_on_jumps(nonlinearity, u, rtol):
+    """Warn when u spends > 1% of the cycle within 1e-6 (relative) of a jump of g."""
+    edges = np.asarray(nonlinearity.pieces()[0])[1:-1]
+    for edge in edges:
+        scale = 1e-6 * max(abs(edge), 1e-300)
+        sides = np.asarray(nonlinearity(jnp.array([edge - 2 * scale, edge + 2 * scale])))
+        if abs(sides[1] - sides[0]) <= 1e-3 * max(abs(edge), 1e-300):
+            continue  # g continuous there: a tie does not matter
+        near = np.mean(np.abs(u - edge) <= scale)
+        if near > 0.01:
+            warnings.warn(
+                f"u stays within 1e-6 of a jump of g (at u = {edge:.6g}) for {100 * near:.0f}% "
+                f"of the cycle (an amplitude at A_max): the ODE's update at rtol = {rtol:g} "
+                "depends on rounding there; pass rtol=1e-12 (the default) or use "
+                "synapses.cycle_update, which resolves the tie exactly.",
+                stacklevel=2,
+            )

@@ -16,6 +16,7 @@ from synapse_dyn._checks import (
     require_finite,
     require_in_range,
 )
+from synapse_dyn.networks.resistor import Thevenin
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.cycle import cycle_response
 from synapse_dyn.synapses.memory import Synapse
@@ -364,18 +365,41 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     return np.asarray(times), weights, ramp, corners
 
 
+def _has_thevenin(network) -> bool:
+    """Whether the network is linear in its state and answers every perturbation of a batch
+    from its Thevenin equivalent at the outputs (``ResistorNetwork.thevenin``)."""
+    return hasattr(network, "thevenin")
+
+
 @eqx.filter_jit
-def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carry, cycles, signs):
+def _quasistatic_chunk(
+    synapse, network, rule, schedule, levels, responses, carry, cycles, signs, thevenin
+):
+    """``len(cycles)`` TCL cycles in one scan. ``thevenin``: for a linear network, every
+    relaxation under one set of parameters (the free states of the next batch, of the one
+    after it, and the Thevenin gain that gives the perturbed levels of a batch) from one
+    factorisation, instead of one relaxation per level and sample."""
+
+    def settle(w, inputs):
+        """Free states of ``inputs`` under w, and the Thevenin gain (None: relax every
+        level)."""
+        if thevenin:
+            states, equivalent = network.thevenin(w, inputs)
+            return states, equivalent.gain
+        return jax.vmap(lambda i: network.equilibrium(w, i))(inputs), None
+
     def cycle(carry, cycle_sign):
         # the free states of this batch were relaxed at the end of the previous cycle, as its
-        # inputs came in, and again under the updated parameters
-        z, w, free = carry
+        # inputs came in, and again under the updated parameters; those of the next batch
+        # (arriving) under the parameters of this cycle
+        z, w, free, arriving, gain = carry
         k, sign = cycle_sign
         inputs, targets = schedule.inputs[schedule.rows(k)], schedule.targets[schedule.rows(k)]
         following = schedule.inputs[schedule.rows(k + 1)]
         signed = sign * rule.strength
+        perturbed = network if gain is None else Thevenin(network, gain)
         nudged = jax.vmap(
-            lambda b: jax.vmap(lambda i, y, x: rule.perturb(network, w, i, y, x, b))(
+            lambda b: jax.vmap(lambda i, y, x: rule.perturb(perturbed, w, i, y, x, b))(
                 inputs, targets, free
             )
         )(signed * jnp.linspace(0.0, 1.0, levels)[1:])
@@ -384,7 +408,6 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
         unstacked = [jax.tree.map(lambda a, k=k: a[k], nudged) for k in range(levels - 1)]
         level_currents = [network.batch_current(x, w, inputs) for x in [free, *unstacked]]
         free_current = level_currents[0]
-        arriving = jax.vmap(lambda i: network.equilibrium(w, i))(following)
         arriving_current = network.batch_current(arriving, w, following)
         switch = jax.tree.map(jnp.subtract, arriving_current, free_current)
 
@@ -402,15 +425,23 @@ def _quasistatic_chunk(synapse, network, rule, schedule, levels, responses, carr
         # free states of the next batch are relaxed alike (from the solver's initial state),
         # so their difference is the parameters' change alone, also for a solver stopped
         # after a fixed number of sweeps
-        free_next = jax.vmap(lambda i: network.equilibrium(w_new, i))(following)
+        after = schedule.inputs[schedule.rows(k + 2)]
+        states, gain_next = settle(w_new, jnp.concatenate([following, after]))
+        free_next, arriving_next = (
+            jax.tree.map(lambda a: a[: len(following)], states),
+            jax.tree.map(lambda a: a[len(following) :], states),
+        )
         drift = jax.tree.map(
             jnp.subtract, network.batch_current(free_next, w_new, following), arriving_current
         )
         z_new = _each(lambda syn, p, d: syn.memory.follow(p[0], d), synapse, propagated, drift)
         record = _record(network, rule, w, inputs, targets, free, w_new)
-        return (z_new, w_new, free_next), record
+        return (z_new, w_new, free_next, arriving_next, gain_next), record
 
-    return jax.lax.scan(cycle, carry, (cycles, signs))
+    z, w, free = carry
+    arriving, gain = settle(w, schedule.inputs[schedule.rows(cycles[0] + 1)])
+    (z, w, free, _, _), records = jax.lax.scan(cycle, (z, w, free, arriving, gain), (cycles, signs))
+    return (z, w, free), records
 
 
 def _initial_state(synapse, network, schedule, w, first):
@@ -465,7 +496,16 @@ def _quasistatic(
         cycles = np.arange(start, stop)
         try:
             following, record = _quasistatic_chunk(
-                synapse, network, rule, schedule, levels, responses, carry, cycles, signs[cycles]
+                synapse,
+                network,
+                rule,
+                schedule,
+                levels,
+                responses,
+                carry,
+                cycles,
+                signs[cycles],
+                _has_thevenin(network),
             )
         except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
             _diverged(

@@ -1,0 +1,151 @@
+"""Network-level TCL on large sparse resistor lattices (10^3 to 10^5 nodes): one quasi-static
+TCL cycle (EP, random sign, batch 1, the default levels 9 and substeps 6, ``SparseDirect``)
+against one sparse factorisation plus solve of the same network (SciPy SuperLU with the same
+ordering, timed in the same run). A cycle solves the next two batches and the Thevenin
+columns G = A^-1 E under its new parameters with one factorisation, and takes every nudge
+level from the Thevenin equivalent. Times are the best of a few runs, in CPU seconds (the
+process's, all threads: the cost, independent of the machine's load; the target is judged
+on it) and in wall seconds (in the note). Targets: a cycle
+at 10^4 nodes costs at most 3 factorisations plus solve; time grows at most like n^1.3.
+``--compare`` also times the previous path (one relaxation per level and sample, as for a
+nonlinear network) up to 10^4 nodes.
+
+    python benchmarks/bench_tcl_sparse.py [--quick] [--compare] [--cycles 25]
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse.linalg as spla
+from _report import pin_blas_threads, report
+
+from synapse_dyn import networks as nw
+from synapse_dyn import protocols, rules
+from synapse_dyn.simulate import Schedule, simulate
+from synapse_dyn.simulate import network as tcl_network
+from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
+
+jax.config.update("jax_enable_x64", True)
+
+
+def lattice_network(side):
+    graph = nw.lattice(side, side)
+    n = graph.n_nodes
+    outputs = [n // 2, n // 2 + side // 2]
+    return nw.ResistorNetwork(graph, [0, n - 1], outputs, [side - 1], solver=nw.SparseDirect())
+
+
+def timed(function, repeats):
+    """(wall, CPU) seconds of ``function``, each the best of ``repeats``. CPU time (all
+    threads of this process) is the cost that does not scale with the machine's load."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        function()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return np.array([min(walls), min(cpus)])
+
+
+def factorise_and_solve(net, w):
+    """(wall, CPU) seconds of one SuperLU factorisation and solve of the free-node system."""
+    lap = net.graph.laplacian(np.asarray(w)).tocsc()
+    fixed = np.concatenate([net.input_nodes, net.ground_nodes])
+    matrix = lap[net.free_nodes][:, net.free_nodes].tocsc()
+    rhs = -lap[net.free_nodes][:, fixed] @ np.array([1.0, -1.0, 0.0])
+    options = {"SymmetricMode": True}  # as SparseDirect
+    factor = lambda: spla.splu(matrix, "MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=options)  # noqa: E731
+    return timed(lambda: factor().solve(rhs), 5)
+
+
+def tcl_cycle(net, w, cycles, thevenin=True, repeats=3):
+    """(wall, CPU) seconds per TCL cycle, the best of ``repeats`` runs of ``cycles`` cycles
+    after a first run (same shapes: no compilation inside the timing)."""
+    tcl_network_has = tcl_network._has_thevenin
+    tcl_network._has_thevenin = lambda network: thevenin and tcl_network_has(network)
+    try:
+        rng = np.random.default_rng(0)
+        task = Schedule(
+            jnp.asarray(rng.uniform(-1, 1, (2 * cycles + 2, 2))),
+            jnp.asarray(rng.uniform(-0.2, 0.2, (2 * cycles + 2, 2))),
+        )
+        common = dict(network=net, rule=rules.EP(0.05, "random"), task=task)
+        synapse = Synapse(EColiCascade(0.05), DeadZone(1e-6), 0.01)
+        protocol = protocols.Sawtooth(1.0, 99.0)
+        period = 100.0
+        warm = simulate(synapse, protocol, t1=cycles * period, w0=w, **common)
+
+        def run():
+            later = dict(t0=cycles * period, t1=2 * cycles * period, state0=warm.state)
+            jax.block_until_ready(simulate(synapse, protocol, **later, **common).state[2])
+
+        return timed(run, repeats) / cycles
+    finally:
+        tcl_network._has_thevenin = tcl_network_has
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10^3 and 10^4 nodes only")
+    parser.add_argument("--compare", action="store_true", help="also the previous path")
+    parser.add_argument(
+        "--cycles", type=int, default=25, help="timed cycles (a fifth of them at 10^5 nodes)"
+    )
+    args = parser.parse_args()
+    limiter = pin_blas_threads()  # noqa: F841
+    sides = (32, 100) if args.quick else (32, 100, 317)
+    sizes, cycle_times = [], []
+    for side in sides:
+        net = lattice_network(side)
+        w = net.init(jax.random.key(0))
+        n = net.graph.n_nodes
+        baseline = factorise_and_solve(net, w)
+        cycles = args.cycles if side < 300 else max(1, args.cycles // 5)
+        cycle = tcl_cycle(net, w, cycles, repeats=3 if side < 300 else 1)
+        sizes.append(n)
+        cycle_times.append(cycle)
+        wall, cpu = cycle / baseline
+        report(
+            "tcl_sparse",
+            f"TCL cycle, lattice n={n} (CPU time)",
+            cycle[1],
+            "SuperLU factorise+solve",
+            baseline[1],
+            cpu,
+            "<= 3 at 10^4 nodes" if side == 100 else "-",
+            bool(cpu <= 3) if side == 100 else None,
+            f"wall: {cycle[0]:.3g} s vs {baseline[0]:.3g} s, ratio {wall:.3g}",
+        )
+        if args.compare and side <= 100:
+            previous = tcl_cycle(net, w, cycles, thevenin=False)
+            report(
+                "tcl_sparse",
+                f"TCL cycle, lattice n={n} (CPU time)",
+                cycle[1],
+                "previous path (relax every level)",
+                previous[1],
+                previous[1] / cycle[1],
+                "speed-up",
+                None,
+                f"wall: {cycle[0]:.3g} s vs {previous[0]:.3g} s",
+            )
+    for kind, column in (("CPU", 1), ("wall", 0)):
+        times = [t[column] for t in cycle_times]
+        exponent = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+        report(
+            "tcl_sparse",
+            f"growth exponent of the cycle's {kind} time, n={sizes[0]}..{sizes[-1]}",
+            None,
+            "-",
+            None,
+            exponent,
+            "<= 1.3",
+            exponent <= 1.3,
+        )
+
+
+if __name__ == "__main__":
+    main()
