@@ -58,6 +58,7 @@ from .markov import (  # noqa: E402
     AbstractMarkovMemory,
     MarkovLadder,
     check_rate_matrix,
+    check_reversible,
     esa_rate_matrix,
     stationary_distribution,
 )
@@ -66,6 +67,7 @@ __all__ += [
     "AbstractMarkovMemory",
     "MarkovLadder",
     "check_rate_matrix",
+    "check_reversible",
     "esa_rate_matrix",
     "stationary_distribution",
 ]
