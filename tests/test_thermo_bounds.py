@@ -13,7 +13,7 @@ from scipy import integrate
 from synapse_dyn.analysis import thermodynamics as th
 from synapse_dyn.analysis.figures import fig6b
 from synapse_dyn.protocols import Sawtooth
-from synapse_dyn.synapses import MarkovLadder
+from synapse_dyn.synapses import MarkovLadder, esa_rate_matrix, stationary_distribution
 
 RING = np.roll(np.eye(3), 1, axis=0) - np.roll(np.eye(3), 1, axis=0).T  # +1 per jump i -> i+1
 
@@ -351,3 +351,59 @@ def test_thermo_bounds_figure_quick():
         assert {"units", "long_name"} <= set(ds[name].attrs), name
     figure = thermo_bounds.plot(ds)
     assert len(figure.axes) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Energy-speed-accuracy: the birth-death closed form (Wang, Lan, Tang)
+
+
+@pytest.mark.parametrize(("s", "gamma"), [(0.0, 0.3), (100.0, 1e-2), (250.0, 1e-6)])
+def test_esa_closed_form_against_ladder_code(s, gamma):
+    """The closed form against the ladder code (esa_rate_matrix): (i) pi is the steady state of
+    the birth-death generator assembled from the ladder's own methylation rates weighted by
+    the activity, to 1e-12; (ii) at the product occupation every activity transition balances
+    and Schnakenberg's sigma of the full ladder equals 2 ln(1/gamma) sum_m J_m to 1e-10, for
+    any rate factor; (iii) the ladder's steady state approaches it as 1 / rate factor."""
+    closed = {k: np.asarray(v) for k, v in th.birth_death_ladder(s, gamma).items()}
+    a = closed["activity"]
+    for rate_factor in (1.0, 25.0, 99.0):
+        w = np.asarray(esa_rate_matrix(s, gamma, rate_factor))
+        top, bottom = np.arange(5), 5 + np.arange(5)
+        up = a[:-1] * w[top[1:], top[:-1]] + (1 - a[:-1]) * w[bottom[1:], bottom[:-1]]
+        down = a[1:] * w[top[:-1], top[1:]] + (1 - a[1:]) * w[bottom[:-1], bottom[1:]]
+        walk = np.diag(up, -1) + np.diag(down, 1)
+        walk -= np.diag(walk.sum(0))
+        np.testing.assert_allclose(
+            stationary_distribution(walk),
+            closed["methylation"],
+            rtol=1e-12,
+            atol=1e-15,
+        )
+        p = closed["occupation"]
+        np.testing.assert_allclose(w[bottom, top] * p[top], w[top, bottom] * p[bottom], rtol=1e-12)
+        sigma = float(th.entropy_production_rate(w, p))
+        assert sigma == pytest.approx(float(closed["entropy_production"]), rel=1e-10, abs=1e-14)
+    gaps = [
+        np.max(
+            np.abs(
+                np.asarray(MarkovLadder(gamma, rate_factor, time_scale=1.0).steady_state(s))
+                - closed["occupation"]
+            )
+        )
+        for rate_factor in (1e3, 1e4)
+    ]
+    if gamma < 1:
+        assert 8 < gaps[0] / gaps[1] < 12 and gaps[1] < 1e-5
+
+
+def test_esa_figure_quick():
+    """Dissipation buys accuracy: the error falls and the dissipation per unit speed rises as
+    gamma falls; the closed form tracks the ladder at rate factor 25 within 5%."""
+    from synapse_dyn.analysis.figures import esa
+
+    ds = esa.compute(quick=True, progress=False)
+    assert np.all(np.diff(ds.error.values) < 0) and np.all(np.diff(ds.dissipation.values) > 0)
+    assert np.all(np.diff(ds.cost_per_speed.values) > 0)
+    np.testing.assert_allclose(ds.error_closed_form, ds.error, rtol=0.05)
+    np.testing.assert_allclose(ds.dissipation_closed_form, ds.dissipation, rtol=0.05, atol=1e-12)
+    assert len(esa.plot(ds).axes) == 3

@@ -7,7 +7,9 @@
 - ``information``: the information-thermodynamic bounds of a sensing memory (Sartori, Granger,
   Lee, Horowitz 2014);
 - ``uncertainty``: full counting statistics of currents and the thermodynamic uncertainty
-  relations (steady state and periodic driving).
+  relations (steady state and periodic driving);
+- ``esa``: energy-speed-accuracy of the ESA ladder (Lan et al. 2012) and its birth-death
+  closed form (Wang, Lan, Tang 2015).
 
 Units: energies in kT, entropies in k_B (docs/thermodynamics.md). Every public name is also
 importable from ``synapse_dyn.analysis.thermodynamics`` directly.
@@ -20,6 +22,7 @@ from .dissipation import (
     shannon_entropy,
     steady_dissipation,
 )
+from .esa import adaptation_tradeoff, birth_death_ladder
 from .heat import (
     heat_statistics,
     incidence_matrix,
@@ -42,6 +45,8 @@ from .uncertainty import (
 )
 
 __all__ = [
+    "adaptation_tradeoff",
+    "birth_death_ladder",
     "current_statistics",
     "gillespie_current",
     "memory_sensing_bounds",
