@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from jaxtyping import ArrayLike, Float
 
 from synapse_dyn.analysis import thermodynamics as th
 from synapse_dyn.analysis.figures import fig6b
@@ -38,7 +39,11 @@ def ladder_matrices(gamma, rate_factor, signals):
     return jax.vmap(lambda g, r, s: MarkovLadder(g, r).rate_matrix(s))(gamma, rate_factor, signals)
 
 
-def family_bounds(gamma, rate_factor, step) -> xr.Dataset:
+def family_bounds(
+    gamma: Float[ArrayLike, " kernel"],
+    rate_factor: Float[ArrayLike, " kernel"],
+    step: Float[ArrayLike, " kernel"],
+) -> xr.Dataset:
     """The exact bounds (module docstring) for ladders with these parameters, one per kernel."""
     gamma, rate_factor, step = (np.asarray(a, float) for a in (gamma, rate_factor, step))
     period = float(DRIVE.period)
@@ -62,7 +67,9 @@ def family_bounds(gamma, rate_factor, step) -> xr.Dataset:
     return xr.merge([sensing.drop_vars("probability"), current], combine_attrs="override")
 
 
-def compute(quick: bool = False, progress: bool = True, n_batches: int | None = None, seed=6):
+def compute(
+    quick: bool = False, progress: bool = True, n_batches: int | None = None, seed: int = 6
+) -> xr.Dataset:
     """The bounds for ``50 n_batches`` ladders of the Fig. 6B family (default 100 batches,
     5,000 kernels; quick: 2 batches)."""
     n_batches = (2 if quick else 100) if n_batches is None else n_batches
