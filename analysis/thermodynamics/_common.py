@@ -42,9 +42,36 @@ def check_ensemble(probabilities: Float[ArrayLike, "... k"], name: str = "signal
 
 def check_generators(matrices: Float[ArrayLike, "... n n"], name: str) -> None:
     """Valid, irreducible and reversible (both directions of every transition) rate matrices:
-    ``check_rate_matrix`` and ``check_reversible``; skipped for traced values."""
-    check_rate_matrix(matrices, name)
-    check_reversible(matrices, name)
+    a vectorised pass over the whole batch, then ``check_rate_matrix`` and
+    ``check_reversible`` on the first offending matrix for the error message naming it;
+    skipped for traced values."""
+    array = concrete(matrices)
+    if array is None:
+        return
+    if array.ndim < 3:
+        check_rate_matrix(array, name)
+        check_reversible(array, name)
+        return
+    n = array.shape[-1]
+    flat = array.reshape(-1, n, n)
+    off = flat * (1 - np.eye(n))
+    with np.errstate(invalid="ignore"):
+        scale = np.max(np.abs(flat), axis=-2)
+        bad = (
+            ~np.all(np.isfinite(flat), axis=(-2, -1))
+            | np.any(off < 0, axis=(-2, -1))
+            | np.any(np.abs(flat.sum(axis=-2)) > 1e-10 * np.maximum(scale, 1e-300), axis=-1)
+            | np.any((off > 0) != (np.swapaxes(off, -1, -2) > 0), axis=(-2, -1))
+        )
+        reach = ((off > 0) | np.eye(n, dtype=bool)).astype(float)
+        for _ in range(int(np.ceil(np.log2(max(n, 2))))):
+            reach = np.minimum(reach @ reach, 1.0)
+        bad |= ~np.all(reach > 0, axis=(-2, -1))
+    if np.any(bad):
+        index = np.unravel_index(int(np.argmax(bad)), array.shape[:-2])
+        where = f"{name} {[int(i) for i in index]}"
+        check_rate_matrix(array[index], where)
+        check_reversible(array[index], where)
 
 
 def expm(matrix: Float[Array, "n n"]) -> Float[Array, "n n"]:
