@@ -56,6 +56,7 @@ from .markov import (  # noqa: E402
     AbstractMarkovMemory,
     MarkovLadder,
     check_rate_matrix,
+    check_reversible,
     esa_rate_matrix,
     stationary_distribution,
 )
@@ -64,6 +65,7 @@ __all__ += [
     "AbstractMarkovMemory",
     "MarkovLadder",
     "check_rate_matrix",
+    "check_reversible",
     "esa_rate_matrix",
     "stationary_distribution",
 ]

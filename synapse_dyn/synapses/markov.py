@@ -69,6 +69,26 @@ def check_rate_matrix(matrix: Float[ArrayLike, "n n"], name: str = "rate matrix"
         )
 
 
+def check_reversible(matrix: Float[ArrayLike, "... n n"], name: str = "rate matrix") -> None:
+    """Raise a ValueError if a transition j -> i has a positive rate but its reverse i -> j has
+    none: its entropy production ln(M[i, j] p_j / (M[j, i] p_i)) is infinite (Schnakenberg),
+    so no finite dissipation or thermodynamic bound exists. Skipped for traced values."""
+    array = concrete(matrix)
+    if array is None:
+        return
+    off = ~np.eye(array.shape[-1], dtype=bool)
+    one_way = off & (array > 0) & ~(np.swapaxes(array, -1, -2) > 0)
+    if np.any(one_way):
+        *index, i, j = (int(k) for k in np.argwhere(one_way)[0])
+        where = f" {index}" if index else ""
+        raise ValueError(
+            f"{name}{where} has a one-way transition {j} -> {i} (rate "
+            f"{float(array[(*index, i, j)])!r}, "
+            f"reverse rate 0): its entropy production is infinite; give the reverse transition "
+            f"{i} -> {j} a positive rate (thermodynamic consistency needs both directions)."
+        )
+
+
 def _unreachable_states(adjacency: np.ndarray) -> list[int]:
     """States not in the strongly connected component of state 0 (adjacency[i, j]: j -> i)."""
     n = adjacency.shape[0]
