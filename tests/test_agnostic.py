@@ -2,6 +2,9 @@
 secant as a Lyapunov function (finite beta, finite epsilon), homeostasis, feasibility, bad
 input."""
 
+import functools
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,15 +101,27 @@ def test_secant_is_a_lyapunov_function_at_finite_beta_and_epsilon():
         return secant(theta, b1, b2) - secant(w, b1, b2), sandwich, deviation, phases.residual
 
     for mode in MODES:
-        change, sandwich, deviation, residual = jax.jit(jax.vmap(lambda *a: one(mode, *a)))(
-            ws, xs, ys, betas, ratios
-        )
+        run = jax.jit(jax.vmap(functools.partial(one, mode)))
+        change, sandwich, deviation, residual = run(ws, xs, ys, betas, ratios)
         assert np.all(np.asarray(residual) < 1e-9), mode
         assert np.all(np.asarray(change) <= 1e-12), (mode, float(np.max(change)))
         assert np.all(np.asarray(sandwich[..., 0] - sandwich[..., 1]) <= 1e-12), mode
         assert np.all(np.asarray(sandwich[..., 1] - sandwich[..., 2]) <= 1e-12), mode
         # the sample reaches epsilons where the step is not the first-order one
         assert float(np.max(deviation)) > 0.3, (mode, float(np.max(deviation)))
+
+
+def joint_forces(network, rule, phases, theta, states, inputs, targets, beta):
+    """(theta-gradient, state gradient projected on the state bounds) of the total energy
+    |theta - u|^2/(2 eps) + mean E(theta, s) + beta C(s) at (theta, states)."""
+    current = network.batch_current(states, theta, inputs)
+    on_theta = jax.tree.map(lambda t, u, d: (t - u) / rule.epsilon + d, theta, phases.knob, current)
+
+    def on_state(s, i, y):
+        grad = jax.grad(network.total_energy)(s, theta, i, nw.SoftNudge(beta, y, rule.cost))
+        return flat(jax.tree.map(lambda g, m: jnp.where(m, g, 0.0), grad, network.interior(s)))
+
+    return flat(on_theta), jax.vmap(on_state)(states, inputs, targets)
 
 
 @pytest.mark.parametrize("make", [resistor, hopfield], ids=["resistor", "hopfield"])
@@ -119,32 +134,18 @@ def test_homeostasis_and_joint_equilibrium(make):
     x = jax.random.uniform(jax.random.key(4), (3, network.n_inputs))
     y = jax.random.uniform(jax.random.key(5), (3, network.n_outputs))
     epsilon, beta = (0.1, 0.8) if make is resistor else (0.003, 0.5)
+    forces = eqx.filter_jit(joint_forces)
     for mode in MODES:
         rule = rules.AgnosticEP(beta, epsilon, mode)
         b1, b2 = rule.betas
         phases = rule.phases(network, w, x, y)
-
-        def theta_force(theta, states):
-            current = network.batch_current(states, theta, x)
-            return flat(
-                jax.tree.map(lambda t, u, d: (t - u) / epsilon + d, theta, phases.knob, current)
-            )
-
         scale = float(jnp.max(jnp.abs(flat(phases.knob)))) / epsilon
-        assert float(jnp.max(jnp.abs(theta_force(w, phases.homeostatic)))) < 1e-13 * scale
-        assert float(jnp.max(jnp.abs(theta_force(phases.theta, phases.nudged)))) < 1e-9 * scale
-
-        def state_force(states):
-            def one(s, i, t):
-                nudge = nw.SoftNudge(b2, t, rule.cost)
-                grad = jax.grad(network.total_energy)(s, phases.theta, i, nudge)
-                free = network.interior(s)
-                return flat(jax.tree.map(lambda g, m: jnp.where(m, g, 0.0), grad, free))
-
-            return jax.vmap(one)(states, x, y)
-
-        assert float(jnp.max(jnp.abs(state_force(phases.nudged)))) < 1e-9, mode
-        del b1
+        on_theta, on_state = forces(network, rule, phases, w, phases.homeostatic, x, y, b1)
+        assert float(jnp.max(jnp.abs(on_theta))) < 1e-13 * scale, mode
+        assert float(jnp.max(jnp.abs(on_state))) < 1e-9, mode
+        on_theta, on_state = forces(network, rule, phases, phases.theta, phases.nudged, x, y, b2)
+        assert float(jnp.max(jnp.abs(on_theta))) < 1e-9 * scale, mode
+        assert float(jnp.max(jnp.abs(on_state))) < 1e-9, mode
 
 
 def test_conductances_rest_on_their_minimum():

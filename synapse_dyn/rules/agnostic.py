@@ -223,9 +223,8 @@ def _theta_block(network, epsilon, knob, inputs):
 
     def minimise(theta, states):
         def objective(p, _):
-            spring = sum(
-                jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(knob))
-            )
+            shift = jax.tree.leaves(jax.tree.map(jnp.subtract, p, knob))
+            spring = sum(jnp.sum(d**2) for d in shift)
             return spring / (2 * epsilon) + jnp.mean(energies(states, p, inputs))
 
         solution = optx.minimise(
