@@ -206,3 +206,43 @@ def test_update_matches_the_physical_step_and_bad_input():
     inputs = jnp.ones((1, 4))
     with pytest.raises(Exception, match="diverged.*lower epsilon"):
         rules.update(big, v, (inputs, jnp.eye(3)[:1]), rules.AgnosticEP(0.5, 5.0))
+
+
+def test_physical_time_agrees_with_the_exact_phases_and_keeps_the_first_law():
+    """simulate(rule=AgnosticEP): with phases ten relaxation times long the parameters after
+    each example agree with the exact phases within 1% of the step; per example the knob and
+    nudge work equal the energy change plus the heat released (first law) to solver tolerance,
+    and the heat is positive."""
+    from synapse_dyn.simulate import Schedule, simulate
+    from synapse_dyn.simulate.agnostic import AgnosticProtocol
+
+    network = resistor()
+    w = network.init(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 2), minval=-1, maxval=1)
+    y = jax.random.uniform(jax.random.key(2), (3, 2), minval=-0.5, maxval=0.5)
+    rule = rules.AgnosticEP(0.5, 0.3, "centered")
+    protocol = AgnosticProtocol(free=10.0, homeostatic=10.0, nudged=10.0, ramp=2.5, theta_time=1)
+    run = simulate(
+        None,
+        protocol,
+        t1=3 * protocol.period,
+        network=network,
+        rule=rule,
+        task=Schedule(x, y),
+        w0=w,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    theta = w
+    for k in range(3):
+        step = rule.phases(network, theta, x[k : k + 1], y[k : k + 1]).theta - theta
+        theta = theta + step
+        error = float(jnp.max(jnp.abs(run.theta[k] - theta)) / jnp.max(jnp.abs(step)))
+        assert error < 0.01, (k, error)
+    balance = run.knob_work + run.nudge_work - run.energy_change - run.heat
+    assert float(jnp.max(jnp.abs(balance))) < 1e-8 * float(jnp.max(run.heat))
+    assert bool(jnp.all(run.heat > 0))
+    with pytest.raises(ValueError, match="AgnosticProtocol ramp"):
+        AgnosticProtocol(free=1.0, homeostatic=1.0, nudged=1.0, ramp=2.0, theta_time=1.0)
+    with pytest.raises(ValueError, match="whole examples"):
+        simulate(None, protocol, t1=40.0, network=network, rule=rule, task=Schedule(x, y), w0=w)

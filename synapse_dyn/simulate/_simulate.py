@@ -72,6 +72,12 @@ def simulate(
     * ``mode="relaxation"``: the network state is an ODE variable too,
       dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff).
 
+    Agnostic EP (``rule=rules.AgnosticEP(...)``, ``protocol=simulate.AgnosticProtocol(...)``,
+    ``synapse=None``): the network state and the parameters relax with finite mobilities
+    while the nudge and the control knobs follow the protocol, one mini-batch of ``task`` per
+    example; returns an ``AgnosticRun`` (per-example knob work, nudge work, heat, energy
+    change; ``simulate/agnostic.py``).
+
     Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
     dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
     at synapse level and on the network state x in relaxation mode; it is solved with fixed
@@ -91,6 +97,21 @@ def simulate(
     integrator = _Integrator(
         solver, rtol, atol, max_steps, _thermal(noise, noise_seed, dt, brownian)
     )
+    if network is not None and _is_agnostic(rule):  # AEqProp in physical time
+        from .agnostic import simulate_agnostic
+
+        schedule = Schedule.from_task(task) if isinstance(task, Task) else task
+        return simulate_agnostic(
+            protocol,
+            float(t0),
+            float(t1),
+            integrator,
+            network=network,
+            rule=rule,
+            schedule=schedule,
+            w0=w0,
+            state0=state0,
+        )
     if network is not None:
         if saveat is not None:
             raise ValueError(
@@ -128,6 +149,12 @@ def simulate(
     return integrator.solve(
         field, y0, protocol, t0, t1, saveat, diffrax.Tsit5(), mask=(True, False)
     )
+
+
+def _is_agnostic(rule) -> bool:
+    from synapse_dyn.rules import AgnosticEP
+
+    return isinstance(rule, AgnosticEP)
 
 
 def cycle_update_ode(
