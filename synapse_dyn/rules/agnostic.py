@@ -61,6 +61,7 @@ MODES = {"optimistic": (0.0, 1.0), "pessimistic": (-1.0, 0.0), "centered": (-0.5
 # subclass may change the energy, so the check is on the exact type
 AFFINE = (ResistorNetwork, DiodeNetwork, ElasticNetwork, HopfieldNetwork)
 _DECADES = np.arange(-12, 3)
+_GROWING = 8
 
 
 class AgnosticPhases(eqx.Module):
@@ -153,20 +154,26 @@ class AgnosticEP(AbstractRule):
         theta_block = _theta_block(network, self.epsilon, knob, inputs)
 
         def alternate(carry):
-            theta, states, _, first, k = carry
+            theta, states, step, first, growing, k = carry
             states = relax(theta, beta_2, states)
             new = theta_block(theta, states)
-            step = _max_abs(jax.tree.map(jnp.subtract, new, theta))
-            return new, states, step, jnp.where(k == 0, step, first), k + 1
+            change = _max_abs(jax.tree.map(jnp.subtract, new, theta))
+            first = jnp.where(k == 0, change, first)
+            return new, states, change, first, jnp.where(change > step, growing + 1, 0), k + 1
 
         def running(carry):
-            theta, _, step, first, k = carry
+            theta, _, step, first, growing, k = carry
             converged = step <= self.tolerance * (1.0 + _max_abs(theta))
-            diverging = ~(step <= 10.0 * first)  # a contraction's steps shrink; NaN stops too
+            # a contraction's steps shrink: steps growing 8 times in a row to ten times the
+            # first one (or NaN) diverge
+            diverging = ((growing >= _GROWING) & (step > 10 * first)) | (
+                (k > 0) & ~jnp.isfinite(step)
+            )
             return ~converged & ~diverging & (k < self.max_iterations)
 
-        start = (w, free, jnp.asarray(jnp.inf), jnp.asarray(jnp.inf), jnp.asarray(0))
-        theta, nudged, step, _, k = jax.lax.while_loop(running, alternate, start)
+        inf, zero = jnp.asarray(jnp.inf), jnp.asarray(0)
+        start = (w, free, inf, inf, zero, zero)
+        theta, nudged, step, _, _, k = jax.lax.while_loop(running, alternate, start)
         return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
@@ -187,7 +194,7 @@ class AgnosticEP(AbstractRule):
                     "raise max_iterations or lower epsilon",
                 ),
                 (
-                    "diverged (its steps grew tenfold)",
+                    f"diverged (its steps grew {_GROWING} times in a row, past 10x the first)",
                     "epsilon exceeds the compliance at which the knobs hold theta (epsilon "
                     "lambda >= 1, lambda the network's negative parameter stiffness); lower "
                     "epsilon, i.e. the learning rate epsilon beta",
