@@ -25,7 +25,7 @@ from synapse_dyn._checks import Range, check_fields, require_x64
 from synapse_dyn.io import describe, fingerprint, read_checkpoint, save_state
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
-RULES = ("ep", "cpl", "cl", "exact", "tcl")
+RULES = ("ep", "cpl", "cl", "exact", "tcl", "aeqprop")
 DRIVES = ("ep", "cpl")
 TASKS = ("regression", "iris", "digits", "mnist", "allostery")
 COSTS = ("mse", "cross_entropy")
@@ -47,13 +47,25 @@ class TrainConfig:
     rule: str = _field(
         "ep",
         f"learning rule, one of {RULES} (cl = cpl with eta = 1, exact = implicit gradient, "
-        "tcl = Temporal Contrastive Learning simulated in time, docs/tcl.md)",
+        "tcl = Temporal Contrastive Learning simulated in time, docs/tcl.md, aeqprop = agnostic "
+        "EP, the step made by control knobs, docs/aeqprop.md)",
     )
     variant: str = _field(
         "centered", "perturbation signs: positive, negative, centered or random (ep, cpl)"
     )
     beta: float = _field(0.5, "EP nudge strength beta > 0")
     eta: float = _field(0.5, "CpL clamp strength, 0 < eta <= 1")
+    epsilon: float = _field(
+        0.05,
+        "aeqprop: knob compliance epsilon > 0 (spring stiffness 1/epsilon); the physics makes an "
+        "SGD step of learning rate epsilon * beta, so aeqprop uses epsilon * beta in place of "
+        "learning_rate (epsilon decays by lr_decay per epoch)",
+    )
+    mode: str = _field(
+        "centered",
+        "aeqprop nudges (beta_1, beta_2): optimistic (0, beta), pessimistic (-beta, 0), centered "
+        "(-beta/2, beta/2) (= ep centered at beta/2)",
+    )
     cost: str = _field("mse", f"cost on the outputs, one of {COSTS}")
     task: str = _field("regression", f"data set, one of {TASKS}")
     mnist_path: str = _field("mnist.npz", "path of a local mnist.npz (task = mnist)")
@@ -85,7 +97,9 @@ class TrainConfig:
         "(iterative solvers: diode, hopfield, elastic, resistor with CG)",
     )
     init_gain: float = _field(0.5, "weight initialisation scale (hopfield)")
-    learning_rate: float = _field(0.05, "SGD step alpha in w <- project(w - alpha g_hat)")
+    learning_rate: float = _field(
+        0.05, "SGD step alpha in w <- project(w - alpha g_hat) (aeqprop: epsilon * beta instead)"
+    )
     lr_decay: float = _field(
         1.0, "learning rate multiplied by this factor after every epoch (0 < lr_decay <= 1)"
     )
@@ -250,6 +264,8 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
         return rules.CpL(config.eta, config.variant, cost)
     if rule == "cl":
         return rules.CL(cost)
+    if rule == "aeqprop":
+        return rules.AgnosticEP(config.beta, config.epsilon, config.mode, cost)
     return rules.ExactGradient(cost)
 
 
@@ -441,6 +457,10 @@ def train(
     )
     for epoch in bar:
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
+        if config.rule == "aeqprop":  # the physics sets the step: alpha = epsilon beta
+            epsilon = jnp.asarray(config.epsilon * config.lr_decay**epoch)
+            rule = eqx.tree_at(lambda r: r.epsilon, rule, epsilon)
+            rate = rule.learning_rate
         try:
             if tcl is not None:
                 w = tcl.epoch(w, epoch, rate)

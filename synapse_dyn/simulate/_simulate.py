@@ -86,6 +86,12 @@ def simulate(
       dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff);
       one solve, so ``checkpoint`` is refused (split the run with ``state0``).
 
+    Agnostic EP (``rule=rules.AgnosticEP(...)``, ``protocol=simulate.AgnosticProtocol(...)``,
+    ``synapse=None``): the network state and the parameters relax with finite mobilities
+    while the nudge and the control knobs follow the protocol, one mini-batch of ``task`` per
+    example; returns an ``AgnosticRun`` (per-example knob work, nudge work, heat, energy
+    change; ``simulate/agnostic.py``).
+
     Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
     dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
     at synapse level and on the network state x in relaxation mode; it is solved with fixed
@@ -113,6 +119,21 @@ def simulate(
     integrator = _Integrator(
         solver, rtol, atol, max_steps, _thermal(noise, noise_seed, dt, brownian)
     )
+    if network is not None and _is_agnostic(rule):  # AEqProp in physical time
+        from .agnostic import simulate_agnostic
+
+        schedule = Schedule.from_task(task) if isinstance(task, Task) else task
+        return simulate_agnostic(
+            protocol,
+            float(t0),
+            float(t1),
+            integrator,
+            network=network,
+            rule=rule,
+            schedule=schedule,
+            w0=w0,
+            state0=state0,
+        )
     if network is not None:
         if saveat is not None:
             raise ValueError(
@@ -172,6 +193,12 @@ def _require_steps(protocol, t0, t1, max_steps) -> None:
             f"[t0, t1] spans {periods:.3g} protocol periods, more than max_steps = {max_steps} "
             "(the solver steps at least once per period); raise max_steps or shorten the run."
         )
+
+
+def _is_agnostic(rule) -> bool:
+    from synapse_dyn.rules import AgnosticEP
+
+    return isinstance(rule, AgnosticEP)
 
 
 def cycle_update_ode(

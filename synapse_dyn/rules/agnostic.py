@@ -1,0 +1,265 @@
+"""Agnostic equilibrium propagation (AEqProp; Scellier, Mishra, Bengio and Ollivier,
+arXiv:2205.15021): the parameters theta are physical degrees of freedom, each held by a control
+knob u through a spring of compliance epsilon, and the learning step is made by the physics.
+
+Total energy of a mini-batch (B physical copies sharing theta; the network energy is their
+mean, so batch size 1 is the paper's per-example procedure):
+
+    F(theta, s; u, b) = |theta - u|^2 / (2 epsilon) + mean_k [E(theta, s_k) + b C(o(s_k), y_k)].
+
+One update:
+  1. free phase: s relaxes at b = 0;
+  2. homeostatic phase: s relaxes at b = beta_1; the knob is set so that theta is exactly at
+     equilibrium, u = theta + epsilon dE/dtheta(theta, s_beta1);
+  3. u frozen, b = beta_2: s and theta relax jointly to
+     theta' = argmin over the feasible set of F(., s'; u, beta_2), s' = s_beta2(theta').
+
+Then theta' - theta = -epsilon (beta_2 - beta_1) g_hat_EP(beta_1, beta_2) + O(epsilon^2):
+an SGD step of learning rate alpha = epsilon (beta_2 - beta_1) made by physics. The rule's
+estimate is g_hat = (theta - theta') / (epsilon (beta_2 - beta_1)), so the project's step
+w <- project(w - alpha g_hat) with alpha = epsilon (beta_2 - beta_1) reproduces theta' exactly.
+
+Modes (beta_1, beta_2): optimistic (0, beta), pessimistic (-beta, 0), centered
+(-beta/2, +beta/2); beta_2 - beta_1 = beta in all three, so alpha = epsilon beta. The project's
+centered EP, ``EP(beta_EP, "centered")``, nudges at -beta_EP and +beta_EP: centered AEqProp
+with beta = 2 beta_EP uses the same two nudges and, to first order in epsilon, the same step
+when epsilon = alpha / (2 beta_EP).
+
+Joint relaxation (phase 3): every shipped substrate has an energy affine in its parameters
+(resistor 1/2 sum g (dv)^2, diode 1/2 sum G (dv)^2 - b.v, elastic 1/2 sum k (r - l)^2, Hopfield
+-s W s - b.s), so for fixed s the theta-block of F is the separable isotropic quadratic
+|theta - (u - epsilon dE/dtheta(s))|^2 / (2 epsilon) + const, whose minimiser over the
+feasible box (conductances, stiffnesses >= their minimum) is exactly
+theta = project(u - epsilon dE/dtheta(s)): a conductance that the springs would pull below
+its minimum rests on that bound, as a physical one does. Phase 3 alternates this exact
+theta-block with the network's own (exact or warm-started) equilibrium solve of s; each block
+step lowers F. For other network types the theta-block is minimised by optimistix (BFGS),
+then projected. The alternation converges at the rate epsilon lambda, lambda the largest
+eigenvalue of -d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine
+energy): the knob spring must be stiffer than the network's negative parameter stiffness,
+epsilon lambda < 1, the same condition that makes the homeostatic equilibrium stable.
+"""
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree
+
+from synapse_dyn._checks import require_positive
+from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, SoftNudge
+
+from ._base import AbstractRule
+
+Mode = Literal["optimistic", "pessimistic", "centered"]
+MODES = {"optimistic": (0.0, 1.0), "pessimistic": (-1.0, 0.0), "centered": (-0.5, 0.5)}
+# network types whose energy is affine in the parameters (the closed-form theta-block); a
+# subclass may change the energy, so the check is on the exact type
+AFFINE = (ResistorNetwork, DiodeNetwork, ElasticNetwork, HopfieldNetwork)
+_DECADES = np.arange(-12, 3)
+_GROWING = 8
+
+
+class AgnosticPhases(eqx.Module):
+    """One AEqProp update of a batch: the states of the three phases (leading batch axis),
+    the knob u, the new parameters theta', and the joint relaxation's last fixed-point step
+    max |theta_(k+1) - theta_k| (``residual``) after ``iterations`` alternations."""
+
+    free: PyTree[Array]
+    homeostatic: PyTree[Array]
+    knob: PyTree[Array]
+    theta: PyTree[Array]
+    nudged: PyTree[Array]
+    residual: Float[Array, ""]
+    iterations: Int[Array, ""]
+
+
+class AgnosticEP(AbstractRule):
+    """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
+    stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
+    The joint relaxation stops when a fixed-point step is below ``tolerance`` (1 + max |theta|)
+    and fails loudly after ``max_iterations`` alternations."""
+
+    strength: Float[Array, ""]
+    epsilon: Float[Array, ""]
+    mode: str = eqx.field(static=True)
+    cost: AbstractCost
+    tolerance: float = eqx.field(static=True)
+    max_iterations: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        beta: Float[ArrayLike, ""],
+        epsilon: Float[ArrayLike, ""],
+        mode: Mode = "centered",
+        cost: AbstractCost = DEFAULT_COST,
+        tolerance: float = 1e-11,
+        max_iterations: int = 1000,
+    ):
+        require_positive("AgnosticEP beta", beta)
+        require_positive("AgnosticEP epsilon", epsilon)
+        if mode not in MODES:
+            raise ValueError(f"AgnosticEP mode must be one of {tuple(MODES)}, got {mode!r}.")
+        require_positive("AgnosticEP tolerance", tolerance)
+        if int(max_iterations) < 1:
+            raise ValueError(f"AgnosticEP max_iterations must be >= 1, got {max_iterations!r}.")
+        self.strength = jnp.asarray(beta, dtype=float)
+        self.epsilon = jnp.asarray(epsilon, dtype=float)
+        self.mode = mode
+        self.cost = cost
+        self.tolerance = float(tolerance)
+        self.max_iterations = int(max_iterations)
+
+    @property
+    def beta(self) -> Float[Array, ""]:
+        return self.strength
+
+    @property
+    def betas(self) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        """(beta_1, beta_2) of the mode; beta_2 - beta_1 = beta."""
+        low, high = MODES[self.mode]
+        return low * self.strength, high * self.strength
+
+    @property
+    def learning_rate(self) -> Float[Array, ""]:
+        """alpha = epsilon (beta_2 - beta_1) = epsilon beta, the SGD step the physics makes."""
+        return self.epsilon * self.strength
+
+    @eqx.filter_jit
+    def phases(
+        self,
+        network: AbstractNetwork,
+        w: PyTree[Array],
+        inputs: Float[Array, "batch n_in"],
+        targets: Float[Array, "batch n_out"],
+        x0: PyTree[Array] | None = None,
+    ) -> AgnosticPhases:
+        """The three phases for a batch (free phases started from ``x0`` if given)."""
+        beta_1, beta_2 = self.betas
+        free = jax.vmap(lambda i, s: network.equilibrium(w, i, None, s))(inputs, x0)
+
+        def relax(theta, b, start):
+            return jax.vmap(
+                lambda i, y, s: network.equilibrium(theta, i, SoftNudge(b, y, self.cost), s)
+            )(inputs, targets, start)
+
+        homeostatic = free if self.mode == "optimistic" else relax(w, beta_1, free)
+        knob = jax.tree.map(
+            lambda p, d: p + self.epsilon * d, w, network.batch_current(homeostatic, w, inputs)
+        )
+        theta_block = _theta_block(network, self.epsilon, knob, inputs)
+
+        def alternate(carry):
+            theta, states, step, first, growing, k = carry
+            states = relax(theta, beta_2, states)
+            new = theta_block(theta, states)
+            change = _max_abs(jax.tree.map(jnp.subtract, new, theta))
+            first = jnp.where(k == 0, change, first)
+            return new, states, change, first, jnp.where(change > step, growing + 1, 0), k + 1
+
+        def running(carry):
+            theta, _, step, first, growing, k = carry
+            converged = step <= self.tolerance * (1.0 + _max_abs(theta))
+            # a contraction's steps shrink: steps growing 8 times in a row to ten times the
+            # first one (or NaN) diverge
+            diverging = ((growing >= _GROWING) & (step > 10 * first)) | (
+                (k > 0) & ~jnp.isfinite(step)
+            )
+            return ~converged & ~diverging & (k < self.max_iterations)
+
+        inf, zero = jnp.asarray(jnp.inf), jnp.asarray(0)
+        start = (w, free, inf, inf, zero, zero)
+        theta, nudged, step, _, _, k = jax.lax.while_loop(running, alternate, start)
+        return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
+
+    def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
+        """g_hat = (theta - theta') / (epsilon beta), the batch's physical step divided by
+        its learning rate; fails (under jit too) if the joint relaxation did not converge."""
+        result = self.phases(network, w, inputs, targets, x0)
+        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(result.theta)))
+        stopped = result.iterations < self.max_iterations  # early: the steps grew (diverging)
+        decade = jnp.floor(jnp.log10(jnp.nan_to_num(result.residual, nan=1e3, posinf=1e3)))
+        index = jnp.clip(decade, _DECADES[0], _DECADES[-1]) - _DECADES[0]
+        index = (index + len(_DECADES) * stopped).astype(int)
+        messages = [
+            f"AgnosticEP: the joint theta-s relaxation {how} (fixed-point step ~1e{d}, tolerance "
+            f"{self.tolerance:g}): {fix}."
+            for how, fix in (
+                (
+                    f"did not converge in {self.max_iterations} alternations",
+                    "raise max_iterations or lower epsilon",
+                ),
+                (
+                    f"diverged (its steps grew {_GROWING} times in a row, past 10x the first)",
+                    "epsilon exceeds the compliance at which the knobs hold theta (epsilon "
+                    "lambda >= 1, lambda the network's negative parameter stiffness); lower "
+                    "epsilon, i.e. the learning rate epsilon beta",
+                ),
+            )
+            for d in _DECADES
+        ]
+        theta = eqx.branched_error_if(result.theta, failed, index, messages)
+        g = jax.tree.map(lambda a, b: (a - b) / self.learning_rate, w, theta)
+        return g, result.free
+
+    def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
+        x0 = None if x0 is None else jax.tree.map(lambda a: a[None], x0)
+        g, free = self.batch_estimate_and_state(network, w, inputs[None], target[None], sign, x0)
+        return g, jax.tree.map(lambda a: a[0], free)
+
+
+def _max_abs(tree) -> Float[Array, ""]:
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _theta_block(network, epsilon, knob, inputs):
+    """theta(theta_guess, states) = argmin over the feasible set of
+    |theta - u|^2 / (2 epsilon) + mean E(theta, states): closed form for an affine energy
+    (module docstring), else BFGS from the guess followed by the projection."""
+    if type(network) in AFFINE:
+        return lambda theta, states: network.project(
+            jax.tree.map(
+                lambda u, d: u - epsilon * d, knob, network.batch_current(states, theta, inputs)
+            )
+        )
+    energies = jax.vmap(network.energy, in_axes=(0, None, 0))
+
+    def minimise(theta, states):
+        def objective(p, _):
+            shift = jax.tree.leaves(jax.tree.map(jnp.subtract, p, knob))
+            spring = sum(jnp.sum(d**2) for d in shift)
+            return spring / (2 * epsilon) + jnp.mean(energies(states, p, inputs))
+
+        solution = optx.minimise(
+            objective, optx.BFGS(rtol=1e-13, atol=1e-13), theta, max_steps=1000, throw=False
+        )
+        return network.project(solution.value)
+
+    return minimise
+
+
+def secant(
+    network: AbstractNetwork,
+    w: PyTree[Array],
+    inputs: Float[Array, "batch n_in"],
+    targets: Float[Array, "batch n_out"],
+    beta_1: Float[ArrayLike, ""],
+    beta_2: Float[ArrayLike, ""],
+    cost: AbstractCost = DEFAULT_COST,
+) -> Float[Array, ""]:
+    """The secant L(theta) = [Phi(theta, beta_2) - Phi(theta, beta_1)] / (beta_2 - beta_1),
+    Phi(theta, b) = mean over the batch of min_s E(theta, s) + b C(o(s), y) (the knob spring
+    does not depend on b and cancels). Its theta-gradient is the EP estimate g_hat(beta_1,
+    beta_2) (envelope theorem); AEqProp is a descent method for it (docs/aeqprop.md)."""
+    from .contrastive import primitive
+
+    def phi(b):
+        return jnp.mean(
+            jax.vmap(lambda i, y: primitive(network, w, i, y, b, cost))(inputs, targets)
+        )
+
+    return (phi(beta_2) - phi(beta_1)) / (beta_2 - beta_1)
