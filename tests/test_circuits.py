@@ -1,0 +1,291 @@
+"""Piecewise-linear circuits with VCVS: ReLU networks compiled to circuits compute the
+network (and do not without the amplifiers), read back to the same weights; both exact
+solvers satisfy Kirchhoff's and the diodes' laws and agree with each other, with an
+enumeration of diode states and with ngspice; ill-posed circuits are refused by name."""
+
+import itertools
+import types
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from synapse_dyn.networks.circuits import (
+    VCVS,
+    Circuit,
+    CurrentSources,
+    Diodes,
+    Resistors,
+    VoltageSources,
+    compile_relu,
+    read_network,
+)
+from synapse_dyn.networks.spice import ngspice_available, run_ngspice
+
+
+def random_mlp(rng, depth, n_in=3, width=6, n_out=2):
+    sizes = [n_in] + [width + k for k in range(depth - 1)] + [n_out]
+    return [
+        (rng.normal(size=(o, i)) / np.sqrt(i), 0.3 * rng.normal(size=o))
+        for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def forward(layers, x):
+    for k, (W, b) in enumerate(layers):
+        x = x @ W.T + b
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def assert_steady_state(circuit, solution, tol=1e-9):
+    """Kirchhoff's current law at every node not held by a source, and the diode laws:
+    i >= 0, v_d <= 0, i v_d = 0."""
+    i = np.asarray(solution.diode_currents)
+    vd = np.asarray(circuit.diode_voltages(solution.v))
+    assert np.abs(np.asarray(circuit.kcl_residual(solution))).max(initial=0) < tol
+    assert i.min(initial=0) >= -tol and vd.max(initial=0) <= tol
+    assert np.abs(i * vd).max(initial=0) < tol
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_compiled_relu_network_computes_the_mlp(depth):
+    rng = np.random.default_rng(depth)
+    layers = random_mlp(rng, depth)
+    x = rng.uniform(-2, 2, size=(1000, 3))
+    circuit = compile_relu(layers)
+    assert circuit.layered
+    solution = circuit.solve(x)
+    expected = forward(layers, x)
+    np.testing.assert_allclose(solution.v[:, circuit.outputs], expected, rtol=0, atol=1e-9)
+    assert_steady_state(circuit, solution)
+    # hidden diodes both block and conduct over the inputs (the ReLUs are exercised)
+    if depth > 1:
+        i = np.asarray(solution.diode_currents)
+        assert 0.1 < np.mean(i > 1e-12) < 0.9
+    # the general solver (complementarity pivoting) agrees with the layered one
+    lcp = circuit.solve(x[:100], method="lcp")
+    np.testing.assert_allclose(lcp.v, solution.v[:100], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(lcp.diode_currents, solution.diode_currents[:100], atol=1e-9)
+    assert_steady_state(circuit, lcp)
+    # read back: the same weights
+    for (W, b), (W0, b0) in zip(read_network(circuit), layers, strict=True):
+        np.testing.assert_allclose(W, W0, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b, b0, rtol=0, atol=1e-12)
+    # without the amplifiers the layers load each other and the scale is lost
+    plain = compile_relu(layers, amplifiers=False)
+    assert plain.layered == (depth == 1)  # two-way coupled layers need the general solver
+    direct = plain.solve(x[:200])
+    assert_steady_state(plain, direct)
+    difference = np.abs(direct.v[:, plain.outputs] - expected[:200]).max()
+    assert difference > 0.3 * np.abs(expected[:200]).max()
+
+
+def test_equinox_mlp():
+    mlp = eqx.nn.MLP(4, 3, 8, 2, activation=jax.nn.relu, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (1000, 4))
+    circuit = compile_relu(mlp)
+    np.testing.assert_allclose(circuit(x), jax.vmap(mlp)(x), rtol=0, atol=1e-9)
+    for (W, b), layer in zip(read_network(circuit), mlp.layers, strict=True):
+        np.testing.assert_allclose(W, layer.weight, atol=1e-12)
+        np.testing.assert_allclose(b, layer.bias, atol=1e-12)
+    with pytest.raises(ValueError, match="ReLU"):
+        compile_relu(eqx.nn.MLP(2, 1, 4, 1, activation=jnp.tanh, key=jax.random.key(0)))
+
+
+def random_circuit(rng, n_diodes=5):
+    """Two input sources, a cyclic resistor mesh, a current source, diodes (with series
+    offsets) between free nodes and to sources, two VCVS in feedback through the mesh."""
+    n = 11  # 0 ground, 1-2 sources, 3-8 mesh, 9-10 VCVS outputs
+    a, b = [], []
+    for k in range(3, 11):  # a spanning tree plus random chords: the mesh has cycles
+        a.append(k)
+        b.append(int(rng.integers(0, k)))
+    for _ in range(8):
+        i, j = rng.choice(np.arange(3, 11), 2, replace=False)
+        a.append(int(i))
+        b.append(int(j))
+    resistors = Resistors(a, b, rng.uniform(0.2, 2.0, len(a)))
+    sources = VoltageSources([1, 2], [0, 0], rng.uniform(-0.5, 0.5, 2), [1.0, -0.7], [0, 1])
+    anode = rng.choice(np.arange(0, 9), n_diodes)
+    cathode = [int(rng.choice([k for k in range(3, 9) if k != x])) for x in anode]
+    flip = rng.random(n_diodes) < 0.5
+    anode, cathode = np.where(flip, cathode, anode), np.where(flip, anode, cathode)
+    diodes = Diodes(anode, cathode, rng.uniform(-0.3, 0.3, n_diodes))
+    amps = VCVS([9, 10], [0, 0], rng.choice(np.arange(3, 9), 2), [0, 0], rng.uniform(-1.5, 1.5, 2))
+    currents = CurrentSources([0], [int(rng.integers(3, 9))], [rng.uniform(-0.5, 0.5)])
+    return Circuit(n, 2, [5, 6], resistors, sources, currents, amps, diodes)
+
+
+def enumerate_states(circuit, x):
+    """The steady state by trying all 2^n diode states: in each, conducting diodes are
+    sources of their offset, blocking ones open; a state is the solution when its currents
+    are >= 0 and its blocking diodes reverse biased. Nodal equations assembled here, with
+    ground eliminated, independently of the circuit's own assembly."""
+    n = circuit.n_nodes
+    res, src, amp, d = (
+        circuit.resistors,
+        circuit.voltage_sources,
+        circuit.vcvs,
+        circuit.diodes,
+    )
+    cur = circuit.current_sources
+    solutions = []
+    for on in itertools.product([False, True], repeat=d.anode.size):
+        on = np.array(on, bool)
+        # unknowns: v (n), source currents, vcvs currents, conducting-diode currents
+        k_s, k_e, k_d = src.plus.size, amp.plus.size, int(on.sum())
+        size = n + k_s + k_e + k_d
+        A = np.zeros((size + 1, size))
+        rhs = np.zeros(size + 1)
+        for i, j, g in zip(res.a, res.b, np.asarray(res.conductance), strict=True):
+            A[i, i] += g
+            A[j, j] += g
+            A[i, j] -= g
+            A[j, i] -= g
+        for i, j, c in zip(cur.a, cur.b, np.asarray(cur.current), strict=True):
+            rhs[i] -= c
+            rhs[j] += c
+        row = n
+        values = np.asarray(src.values(jnp.asarray(x)[None]))[0]
+        branches = [(src.plus[k], src.minus[k]) for k in range(k_s)]
+        branches += [(amp.plus[k], amp.minus[k]) for k in range(k_e)]
+        branches += [(d.anode[k], d.cathode[k]) for k in np.flatnonzero(on)]
+        for col, (p, m) in enumerate(branches):
+            A[p, n + col] += 1
+            A[m, n + col] -= 1
+            A[row, p] += 1
+            A[row, m] -= 1
+            if col < k_s:
+                rhs[row] = values[col]
+            elif col < k_s + k_e:
+                e = col - k_s
+                gain = float(amp.gain[e])
+                A[row, amp.control_plus[e]] -= gain
+                A[row, amp.control_minus[e]] += gain
+            else:
+                rhs[row] = float(d.offset[np.flatnonzero(on)[col - k_s - k_e]])
+            row += 1
+        A[row, 0] = 1.0  # ground
+        z = np.linalg.lstsq(A, rhs, rcond=None)[0]
+        if np.abs(A @ z - rhs).max() > 1e-9:
+            continue
+        v = z[:n]
+        currents = np.zeros(d.anode.size)
+        currents[on] = z[n + k_s + k_e :]
+        vd = v[d.anode] - v[d.cathode] - np.asarray(d.offset)
+        if currents.min() >= -1e-10 and vd[~on].max(initial=-1.0) <= 1e-10:
+            solutions.append((v, currents))
+    return solutions
+
+
+def test_general_solver_on_random_circuits():
+    """Random non-layered circuits with VCVS feedback: the pivoting solver satisfies KCL and
+    complementarity, and equals the unique steady state found by enumeration."""
+    rng = np.random.default_rng(7)
+    accepted = refused = 0
+    while accepted < 12:
+        try:
+            circuit = random_circuit(rng)
+        except ValueError as error:
+            assert "ill-posed" in str(error) or "sees no resistance" in str(error)
+            refused += 1
+            continue
+        assert not circuit.layered
+        accepted += 1
+        x = rng.uniform(-2, 2, size=(6, 2))
+        solution = circuit.solve(x)
+        assert_steady_state(circuit, solution)
+        for k in range(2):
+            (v, i), *others = enumerate_states(circuit, x[k])
+            assert not others  # a P-matrix: exactly one steady state
+            np.testing.assert_allclose(solution.v[k], v, atol=1e-9)
+            np.testing.assert_allclose(solution.diode_currents[k], i, atol=1e-9)
+    assert refused < 3 * accepted
+
+
+def test_refused_feedback_has_several_steady_states():
+    """A refused circuit really is ill-posed: a positive-feedback latch (VCVS of gain 3
+    around a diode-clamped node) has two steady states for the same input, found by
+    enumeration of a circuit built without the check."""
+    elements = dict(
+        resistors=Resistors([2, 2], [1, 3], [1.0, 1.0]),
+        voltage_sources=VoltageSources([1], [0], 0.0, 1.0, 0),
+        vcvs=VCVS([3], [0], [2], [0], 3.0),
+        diodes=Diodes([2, 0], [0, 2], [0.5, 0.5]),
+    )
+    with pytest.raises(
+        ValueError, match=r"diodes D0 with amplifiers E0 make the circuit ill-posed"
+    ):
+        Circuit(4, 1, [2], **elements)
+    unchecked = types.SimpleNamespace(
+        n_nodes=4, current_sources=CurrentSources([], [], []), **elements
+    )
+    assert len(enumerate_states(unchecked, np.array([0.1]))) >= 2
+
+
+@pytest.mark.skipif(
+    not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)"
+)
+def test_vcvs_circuits_match_ngspice():
+    """E elements and steep D elements (IS = 1e-14 A, N = 1e-4): node voltages within 1e-3
+    of the largest, for a compiled ReLU network and a random circuit with feedback."""
+    rng = np.random.default_rng(3)
+    compiled = compile_relu(random_mlp(rng, 3))
+    circuits = [(compiled, rng.uniform(-1, 1, 3))]
+    while len(circuits) < 2:
+        try:
+            circuits.append((random_circuit(rng), rng.uniform(-1, 1, 2)))
+        except ValueError:
+            continue
+    for circuit, x in circuits:
+        ours = np.asarray(circuit.solve(x).v)
+        spice = run_ngspice(circuit.to_spice(x))
+        theirs = np.array([0.0] + [spice[f"n{k}"] for k in range(1, circuit.n_nodes)])
+        np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-3 * np.abs(ours).max())
+
+
+def test_bad_circuits_are_refused_by_name():
+    R = lambda a, b, g=1.0: Resistors(a, b, g if np.ndim(g) else [g] * len(a))
+    V = VoltageSources([1], [0], 1.0)
+    cases = [
+        (3, dict(resistors=R([1, 2], [2, 0], [1.0, -0.5]), voltage_sources=V), "R1 has negative"),
+        (4, dict(resistors=R([1], [2]), voltage_sources=V), r"nodes \[3\] float"),
+        (
+            4,
+            dict(resistors=R([1], [2]), voltage_sources=V, diodes=Diodes([2, 3], [3, 0])),
+            r"nodes \[3\] reach ground only through diodes D0, D1 \(diodes in series",
+        ),
+        (
+            3,
+            dict(resistors=R([1], [2]), voltage_sources=V, diodes=Diodes([1], [0])),
+            "D0 lies across voltage sources",
+        ),
+        (
+            3,
+            dict(resistors=R([1], [2]), voltage_sources=VoltageSources([1, 1], [0, 0], [1, 2])),
+            "V0, V1 all set node 1",
+        ),
+        (  # two amplifiers in a loop of unit gain: v3 = 2 v4, v4 = v3 / 2
+            5,
+            dict(
+                resistors=R([1, 3], [2, 2]),
+                voltage_sources=V,
+                vcvs=VCVS([3, 4], [0, 0], [4, 3], [0, 0], [2.0, 0.5]),
+            ),
+            r"singular: E0, E1 form a loop",
+        ),
+    ]
+    for n_nodes, elements, message in cases:
+        with pytest.raises(ValueError, match=message):
+            Circuit(n_nodes, 1, [2], **elements)
+    good = Circuit(3, 1, [2], R([1], [2]), VoltageSources([1], [0], 0.0, 1.0, 0))
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 1\)"):
+        good.solve(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        good.solve(np.array([np.nan]))
+    with pytest.raises(ValueError, match="not a node"):
+        Circuit(3, 1, [2], R([1], [7]), V)
