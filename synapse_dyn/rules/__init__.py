@@ -1,12 +1,13 @@
 """Explicit learning rules behind one call, ``update(network, w, batch, rule)``:
 equilibrium propagation (``EP``: positive, negative, centered, random sign), coupled learning
-(``CpL``), contrastive learning (``CL``) and the exact gradient by implicit differentiation
-(``ExactGradient``). Sign convention: g_hat estimates dL/dw and parameters move as
-w <- project(w - alpha g_hat)."""
+(``CpL``), contrastive learning (``CL``), the exact gradient by implicit differentiation
+(``ExactGradient``) and truncated backpropagation through the solver's sweeps (``TBP``).
+Sign convention: g_hat estimates dL/dw and parameters move as w <- project(w - alpha g_hat)."""
 
 from ._base import AbstractRule, batch_estimate, evaluate, update, validate
 from .contrastive import CL, EP, AbstractContrastiveRule, CpL, primitive
 from .exact import ExactGradient, implicit_gradient
+from .tbp import TBP
 
 __all__ = [
     "CL",
@@ -16,6 +17,7 @@ __all__ = [
     "AbstractRule",
     "CpL",
     "ExactGradient",
+    "TBP",
     "evaluate",
     "implicit_gradient",
     "primitive",
