@@ -15,7 +15,7 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from synapse_dyn import rules, tasks
-from synapse_dyn.analysis.figures import drn_table
+from synapse_dyn.analysis.figures import drn_gain, drn_table
 from synapse_dyn.networks import DiodeNetwork
 from synapse_dyn.networks.circuits import (
     VCVS,
@@ -25,6 +25,7 @@ from synapse_dyn.networks.circuits import (
     Resistors,
     VoltageSources,
     compile_relu,
+    drn_circuit,
     read_network,
 )
 from synapse_dyn.networks.spice import ngspice_available, run_ngspice
@@ -358,3 +359,30 @@ def test_drn_table_markdown():
     assert "| dataset | hidden layers | DRN-EP | DRN-TBP | ReLU-MLP-BP |" in table
     # depth 2, DRN-TBP: seeds 8 and 9 -> mean 8.5, sample std 0.71
     assert "| iris | 2 | 6.50 ± 0.71 | 8.50 ± 0.71 | 10.50 ± 0.71 |" in table
+
+
+def test_deep_resistive_network_as_a_circuit():
+    """A DRN (DiodeNetwork) exported as a Circuit: the general exact solver gives the
+    coordinate-descent equilibrium; with a VCVS after every layer the circuit is layered and
+    computes the feed-forward network the gain study trains."""
+    net = DiodeNetwork((3, 8, 6, 2), input_gain=1.5, free_sweeps=400, nudged_sweeps=400)
+    w = net.init(jax.random.key(4))
+    keys = jax.random.split(jax.random.key(5), 3)
+    w["biases"] = tuple(
+        0.2 * jax.random.normal(k, b.shape) for k, b in zip(keys, w["biases"], strict=True)
+    )
+    x = jax.random.uniform(jax.random.key(9), (20, 3), minval=-1, maxval=1)
+    plain = drn_circuit(net, w)
+    assert not plain.layered
+    solution = plain.solve(x)
+    assert_steady_state(plain, solution)
+    layers = jax.vmap(lambda i: net.equilibrium(w, i))(x)
+    free = np.arange(1 + 2 * 3, plain.n_nodes)
+    np.testing.assert_allclose(
+        solution.v[:, free], np.concatenate(layers, axis=1), rtol=0, atol=1e-9
+    )
+    amplified = drn_circuit(net, w, amplifiers=True)
+    assert amplified.layered
+    np.testing.assert_allclose(
+        amplified(x), drn_gain.Amplified(net).predict(w, x), rtol=0, atol=1e-12
+    )

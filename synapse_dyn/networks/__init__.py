@@ -17,6 +17,7 @@ from .circuits import (
     Resistors,
     VoltageSources,
     compile_relu,
+    drn_circuit,
     read_network,
 )
 from .diode import DiodeNetwork
@@ -47,6 +48,7 @@ __all__ = [
     "VCVS",
     "VoltageSources",
     "compile_relu",
+    "drn_circuit",
     "from_networkx",
     "lattice",
     "layered_graph",

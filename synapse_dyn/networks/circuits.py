@@ -1,8 +1,9 @@
 """Piecewise-linear circuits: resistors, ideal diodes (optionally with a series source),
 independent voltage and current sources, and voltage-controlled voltage sources (VCVS);
 ``compile_relu`` turns a ReLU network into such a circuit (Scellier and Mishra,
-arXiv:2312.15063) and ``read_network`` reads a compiled circuit back as the network it
-computes.
+arXiv:2312.15063), ``read_network`` reads a compiled circuit back as the network it
+computes, and ``drn_circuit`` is a deep resistive network as a circuit (with or without
+amplifiers between its layers).
 
 Sign conventions (SPICE's). Node 0 is ground (0 V); node voltages v are measured from it.
 * Resistor (a, b, g): current g (v_a - v_b) flows from a to b; g >= 0.
@@ -1013,3 +1014,63 @@ def _merge(rows: np.ndarray, atol: float) -> tuple[np.ndarray, np.ndarray]:
     first = np.flatnonzero(representative == np.arange(len(rows)))
     index = np.searchsorted(first, representative)
     return rows[first], index
+
+
+def drn_circuit(network, w, amplifiers: bool = False) -> Circuit:
+    """The circuit of a deep resistive network (``DiodeNetwork``) at parameters ``w``: input
+    sources at gain * [x, -x], crossbar resistors, bias current sources from ground, a diode
+    to ground per hidden node (excitatory half v >= 0, inhibitory half v <= 0); outputs at the
+    last layer. With ``amplifiers``, every free node drives a VCVS of gain equal to its
+    conductance to the layer below (the theorem's normalising gain), whose output feeds the
+    next layer instead of the node itself and is the read-out for the last layer: the layers
+    then compute u_k = clip(G_k u_{k-1} + b_k) feed-forward."""
+    sizes = network.layer_sizes
+    offsets = np.concatenate([[1], 1 + np.cumsum(sizes)])
+    node = [offsets[k] + np.arange(n) for k, n in enumerate(sizes)]
+    n_nodes = int(offsets[-1])
+    drive = node[0]
+    res_a, res_b, res_g, amp_out, amp_in, amp_gain = [], [], [], [], [], []
+    for k, G in enumerate(w["weights"]):
+        rows, cols = np.meshgrid(np.arange(G.shape[0]), np.arange(G.shape[1]), indexing="ij")
+        res_a.append(node[k + 1][rows.ravel()])
+        res_b.append(drive[cols.ravel()])
+        res_g.append(jnp.ravel(G))
+        drive = node[k + 1]
+        if amplifiers:
+            drive = n_nodes + np.arange(G.shape[0])
+            n_nodes += G.shape[0]
+            amp_out.append(drive)
+            amp_in.append(node[k + 1])
+            amp_gain.append(jnp.sum(G, axis=1))
+    n_in = network.n_inputs
+    hidden = [(node[k + 1], n) for k, n in enumerate(network.sizes[1:-1])]
+    excitatory = np.concatenate([v[: n // 2] for v, n in hidden] or [np.zeros(0, np.int64)])
+    inhibitory = np.concatenate([v[n // 2 :] for v, n in hidden] or [np.zeros(0, np.int64)])
+    free = np.concatenate(node[1:])
+    gain = jnp.asarray(network.input_gain, float)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return Circuit(
+        n_nodes,
+        n_in,
+        drive,
+        Resistors(cat(res_a), cat(res_b), jnp.concatenate(res_g)),
+        VoltageSources(
+            node[0],
+            np.zeros(2 * n_in, np.int64),
+            0.0,
+            jnp.concatenate([jnp.full(n_in, gain), jnp.full(n_in, -gain)]),
+            np.tile(np.arange(n_in), 2),
+        ),
+        CurrentSources(np.zeros_like(free), free, jnp.concatenate(w["biases"])),
+        VCVS(
+            cat(amp_out),
+            np.zeros_like(cat(amp_out)),
+            cat(amp_in),
+            np.zeros_like(cat(amp_in)),
+            jnp.concatenate(amp_gain) if amp_gain else jnp.zeros(0),
+        ),
+        Diodes(
+            np.concatenate([np.zeros_like(excitatory), inhibitory]),
+            np.concatenate([excitatory, np.zeros_like(inhibitory)]),
+        ),
+    )
