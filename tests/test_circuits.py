@@ -296,6 +296,8 @@ def test_bad_circuits_are_refused_by_name():
         good.solve(np.array([np.nan]))
     with pytest.raises(ValueError, match="not a node"):
         Circuit(3, 1, [2], R([1], [7]), V)
+    with pytest.raises(ValueError, match=r"one value per element \(2\) or a scalar"):
+        Resistors([1, 2], [0, 1, 2], 1.0)
 
 
 def test_tbp_gradient_is_the_derivative_of_the_truncated_relaxation():

@@ -40,8 +40,11 @@ LOADERS = {
 # input gain A of the DRN for 1, 2, 3 hidden layers: each resistive layer averages, so
 # deeper networks need more gain to reach unit outputs
 GAINS = {1: 30.0, 2: 120.0, 3: 400.0}
-SWEEPS = {1: 4, 2: 5, 3: 6}  # the papers' sweeps per phase
-BETA = {1: 0.5, 2: 1.0, 3: 2.0}  # centered EP nudge
+# sweeps per phase: the papers' 4 for one hidden layer; deeper DRNs relax slower at these
+# gains and EP needs the free phase near equilibrium (digits, 2 hidden layers, 20 epochs:
+# 5 sweeps gave EP 29 % test error against TBP 4.7 %; 15 sweeps 5.3 % against 2.8 %)
+SWEEPS = {1: 4, 2: 15, 3: 20}
+BETA = {1: 0.5, 2: 0.5, 3: 0.5}  # centered EP nudge
 LEARNING_RATES = {1: 0.01, 2: 0.01, 3: 0.002, "ReLU-MLP-BP": 3e-3}
 
 
@@ -148,7 +151,7 @@ def compute(
     depths = [1, 2] if quick else [1, 2, 3]
     seeds = (2 if quick else 3) if seeds is None else seeds
     epochs = (4 if quick else 30) if epochs is None else epochs
-    hidden = (16 if quick else 64) if hidden is None else hidden
+    hidden = (16 if quick else 32) if hidden is None else hidden
     batch_size = 16
     loaders = {name: LOADERS[name] for name in names}
     if mnist_path is not None:

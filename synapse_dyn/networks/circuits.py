@@ -55,11 +55,21 @@ from .spice import build_netlist
 GROUND = 0
 
 
+def _check_length(values, n):
+    if np.ndim(values) > 1 or np.size(values) not in (1, n):
+        raise ValueError(
+            f"element fields need one value per element ({n}) or a scalar, got shape "
+            f"{np.shape(values)}."
+        )
+
+
 def _nodes(values, n) -> np.ndarray:
+    _check_length(values, n)
     return np.broadcast_to(np.asarray(values, dtype=np.int64), (n,)).copy()
 
 
 def _values(values, n) -> Array:
+    _check_length(values, n)
     return jnp.broadcast_to(jnp.asarray(values, dtype=float), (n,))
 
 
