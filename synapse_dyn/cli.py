@@ -190,6 +190,8 @@ def _figure(args) -> None:
             ds = module.compute(quick=args.quick, progress=not args.quiet, **extra)
         data = write_dataset(ds, out / f"{args.name}.nc")
         pictures = save_figure(module.plot(ds), out / args.name)
+        if hasattr(module, "markdown"):  # figures that are tables also write one
+            pictures.append(write_text(out / f"{args.name}.md", module.markdown(ds)))
     print(f"wrote {data} and {', '.join(str(p) for p in pictures)}")
 
 

@@ -75,3 +75,14 @@ def test_bad_task_data():
         )
     with pytest.raises(ValueError, match="test_fraction must lie in"):
         tasks.iris(test_fraction=1.0)
+
+
+@pytest.mark.parametrize(
+    "loader, n, n_in, n_out", [(tasks.wine, 178, 13, 3), (tasks.breast_cancer, 569, 30, 2)]
+)
+def test_scikit_learn_tables(loader, n, n_in, n_out):
+    task = loader(seed=1, test_fraction=0.3)
+    assert len(task.x_train) + len(task.x_test) == n
+    assert task.n_inputs == n_in and task.n_outputs == n_out
+    assert task.x_train.min() == 0.0 and task.x_train.max() == 1.0  # scaled on the train split
+    assert np.all(task.y_test.sum(1) == 1)

@@ -5,7 +5,8 @@
   and notebooks that keeps every qualitative feature;
 * ``plot(ds) -> matplotlib.figure.Figure``: the figure, from that dataset alone.
 
-``synapse-dyn figure NAME`` runs both and writes NAME.nc, NAME.png and NAME.pdf.
+``synapse-dyn figure NAME`` runs both and writes NAME.nc, NAME.png and NAME.pdf (and NAME.md
+when the module also has ``markdown(ds) -> str``, a table).
 """
 
 import importlib

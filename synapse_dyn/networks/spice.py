@@ -1,9 +1,10 @@
 """SPICE export and an ngspice operating-point runner, to check equilibria against a circuit
 simulator. Node k of a network is SPICE node ``n{k}``; ground is node ``0``.
 
-Ideal diodes are modelled by the SPICE diode with a tiny emission coefficient N: its forward
-drop at current I is N V_T ln(1 + I / IS), which is what a comparison can be held to
-(``diode_forward_drop``).
+Ideal diodes are modelled by the SPICE diode with a tiny emission coefficient N (1e-3 by
+default, 1e-4 for ``Circuit.to_spice``): its forward drop at current I is
+N V_T ln(1 + I / IS), which is what a comparison can be held to (``diode_forward_drop``).
+VCVS are E elements; a diode in series with a source is a D element and a V element.
 """
 
 import os
@@ -18,9 +19,10 @@ DIODE_SATURATION = 1e-14
 THERMAL_VOLTAGE = 0.025852  # k T / q at 27 C, ngspice's default temperature
 
 
-def diode_forward_drop(current: float) -> float:
-    """Forward voltage of the near-ideal diode model at ``current`` amperes."""
-    return DIODE_EMISSION * THERMAL_VOLTAGE * np.log1p(abs(current) / DIODE_SATURATION)
+def diode_forward_drop(current: float, emission: float = DIODE_EMISSION) -> float:
+    """Forward voltage of the near-ideal diode model (emission coefficient ``emission``) at
+    ``current`` amperes."""
+    return emission * THERMAL_VOLTAGE * np.log1p(abs(current) / DIODE_SATURATION)
 
 
 def node(k: int, grounded=frozenset()) -> str:
@@ -33,21 +35,38 @@ def build_netlist(
     voltage_sources,
     current_sources=(),
     diodes=(),
+    vcvs=(),
+    emission: float = DIODE_EMISSION,
 ) -> str:
     """A netlist with an operating-point control block.
 
-    ``resistors``: (a, b, resistance); ``voltage_sources``: (plus, volts) to ground;
-    ``current_sources``: (node, amperes) injected into the node from ground;
-    ``diodes``: (anode, cathode). Node names are strings (``node()``).
+    ``resistors``: (a, b, resistance); ``voltage_sources``: (plus, volts) to ground or
+    (plus, minus, volts); ``current_sources``: (node, amperes) injected into the node from
+    ground, or (a, b, amperes) flowing from a through the source into b; ``diodes``:
+    (anode, cathode) or (anode, cathode, offset), the offset a series source (the branch
+    conducts when v_anode - v_cathode reaches it; internal node ``d{k}``); ``vcvs``:
+    (plus, minus, control_plus, control_minus, gain), SPICE E elements. Node names are
+    strings (``node()``). Diodes are the SPICE diode with saturation current
+    ``DIODE_SATURATION`` and emission coefficient ``emission``.
     """
     lines = [f"* {title}"]
     lines += [f"R{i} {a} {b} {r:.17g}" for i, (a, b, r) in enumerate(resistors)]
-    lines += [f"V{i} {a} 0 DC {v:.17g}" for i, (a, v) in enumerate(voltage_sources)]
+    for i, source in enumerate(voltage_sources):
+        plus, minus, v = source if len(source) == 3 else (source[0], "0", source[1])
+        lines.append(f"V{i} {plus} {minus} DC {v:.17g}")
     # SPICE current sources push current from their first to their second node
-    lines += [f"I{i} 0 {a} DC {c:.17g}" for i, (a, c) in enumerate(current_sources)]
-    lines += [f"D{i} {a} {c} DIDEAL" for i, (a, c) in enumerate(diodes)]
+    for i, source in enumerate(current_sources):
+        a, b, c = source if len(source) == 3 else ("0", *source)
+        lines.append(f"I{i} {a} {b} DC {c:.17g}")
+    for i, diode in enumerate(diodes):
+        anode, cathode, offset = diode if len(diode) == 3 else (*diode, 0.0)
+        if offset == 0:
+            lines.append(f"D{i} {anode} {cathode} DIDEAL")
+        else:
+            lines += [f"D{i} {anode} d{i} DIDEAL", f"VD{i} d{i} {cathode} DC {offset:.17g}"]
+    lines += [f"E{i} {p} {m} {cp} {cm} {k:.17g}" for i, (p, m, cp, cm, k) in enumerate(vcvs)]
     if diodes:
-        lines.append(f".model DIDEAL D(IS={DIODE_SATURATION:g} N={DIODE_EMISSION:g})")
+        lines.append(f".model DIDEAL D(IS={DIODE_SATURATION:g} N={emission:g})")
     lines += [".options reltol=1e-9 abstol=1e-15 vntol=1e-12", ".end"]
     return "\n".join(lines) + "\n"
 

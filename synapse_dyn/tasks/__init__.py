@@ -1,7 +1,25 @@
 """Data and targets, shipped or generated (no downloads): linear regression from a teacher
-matrix, allostery for spring networks, Iris (shipped table), handwritten digits 8x8
-(scikit-learn's bundled copy) and MNIST from a local ``mnist.npz``."""
+matrix, allostery for spring networks, Iris (shipped table), handwritten digits 8x8, wine and
+breast cancer (scikit-learn's bundled copies) and MNIST from a local ``mnist.npz``."""
 
-from ._tasks import Task, allostery, digits, iris, linear_regression, mnist
+from ._tasks import (
+    Task,
+    allostery,
+    breast_cancer,
+    digits,
+    iris,
+    linear_regression,
+    mnist,
+    wine,
+)
 
-__all__ = ["Task", "allostery", "digits", "iris", "linear_regression", "mnist"]
+__all__ = [
+    "Task",
+    "allostery",
+    "breast_cancer",
+    "digits",
+    "iris",
+    "linear_regression",
+    "mnist",
+    "wine",
+]

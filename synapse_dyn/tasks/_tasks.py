@@ -76,6 +76,24 @@ def digits(seed: int = 0, test_fraction: float = 0.2) -> Task:
     return _split("digits", data.data.astype(float), data.target, 10, seed, test_fraction)
 
 
+def wine(seed: int = 0, test_fraction: float = 0.3) -> Task:
+    """Wine recognition (178 wines, 13 chemical features, 3 cultivars; scikit-learn's bundled
+    UCI copy)."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    return _split("wine", data.data.astype(float), data.target, 3, seed, test_fraction)
+
+
+def breast_cancer(seed: int = 0, test_fraction: float = 0.3) -> Task:
+    """Breast cancer Wisconsin (569 tumours, 30 features, malignant or benign; scikit-learn's
+    bundled UCI copy)."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return _split("breast_cancer", data.data.astype(float), data.target, 2, seed, test_fraction)
+
+
 def mnist(path: str = "mnist.npz", n_train: int | None = None, n_test: int | None = None) -> Task:
     """MNIST from a local ``.npz`` with arrays x_train (n, 28, 28), y_train (n,), x_test,
     y_test (the Keras layout); pixels scaled to [0, 1], labels one-hot. Nothing is downloaded."""
