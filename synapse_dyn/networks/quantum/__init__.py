@@ -32,6 +32,7 @@ from .ising import (
     ladder,
 )
 from .learning import ep_gradient, evaluate, exact_gradient, train
+from .oscillator import QuantumOscillatorNetwork
 
 __all__ = [
     "DegenerateGroundStateWarning",
@@ -43,5 +44,6 @@ __all__ = [
     "exact_gradient",
     "from_couplings",
     "ladder",
+    "QuantumOscillatorNetwork",
     "train",
 ]

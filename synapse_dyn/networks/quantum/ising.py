@@ -176,7 +176,9 @@ class TransverseFieldIsing(eqx.Module):
                     "are real; pass real arrays."
                 )
             if np.shape(w[key]) != shape:
-                raise ValueError(f"parameter {key} must have shape {shape}, got {np.shape(w[key])}.")
+                raise ValueError(
+                    f"parameter {key} must have shape {shape}, got {np.shape(w[key])}."
+                )
             require_finite(f"parameter {key}", w[key])
 
     def project(self, w):
