@@ -19,7 +19,14 @@ from jaxtyping import ArrayLike, Float
 from synapse_dyn.networks._base import SoftNudge
 from synapse_dyn.rules import EP
 
-from .ising import DENSE_QUBITS, PARAMETERS, TransverseFieldIsing, _columns, _spins
+from .ising import (
+    DENSE_QUBITS,
+    PARAMETERS,
+    TransverseFieldIsing,
+    _columns,
+    _spins,
+    single_threaded,
+)
 
 
 def _batch(network, inputs, targets):
@@ -98,18 +105,8 @@ def exact_gradient(
         cost = -z[:, network.output_qubits] @ y  # C up to its constant
         rhs = (cost - psi @ (cost * psi)) * psi
         # H - E_0 + psi psi^T is positive definite and maps the complement of psi onto itself
-        if n <= DENSE_QUBITS:
-            shifted = matrix.toarray() - state.energy * np.eye(2**n) + np.outer(psi, psi)
-            adjoint = np.linalg.solve(shifted, rhs)
-        else:
-            operator = spla.LinearOperator(
-                matrix.shape,
-                matvec=lambda v, m=matrix, e=state.energy, p=psi: m @ v - e * v + p * (p @ v),
-                dtype=float,
-            )
-            adjoint, info = spla.cg(operator, rhs, rtol=1e-12, atol=0.0, maxiter=20 * 2**n)
-            if info != 0:
-                raise RuntimeError(f"the adjoint solve did not converge (cg info {info}).")
+        with single_threaded():
+            adjoint = _adjoint(matrix, state.energy, psi, rhs, n)
         weight = adjoint * psi
         gradient = {
             "J": 2.0 * weight @ (z[:, g.senders] * z[:, g.receivers]),
@@ -118,6 +115,19 @@ def exact_gradient(
         }
         total = {key: total[key] + gradient[key] for key in PARAMETERS}
     return {key: value / len(inputs) for key, value in total.items()}
+
+
+def _adjoint(matrix, energy, psi, rhs, n):
+    """Solve (H - E_0 + psi psi^T) lambda = rhs (rhs orthogonal to psi, so lambda is too)."""
+    if n <= DENSE_QUBITS:
+        return np.linalg.solve(matrix.toarray() - energy * np.eye(2**n) + np.outer(psi, psi), rhs)
+    operator = spla.LinearOperator(
+        matrix.shape, matvec=lambda v: matrix @ v - energy * v + psi * (psi @ v), dtype=float
+    )
+    adjoint, info = spla.cg(operator, rhs, rtol=1e-12, atol=0.0, maxiter=20 * 2**n)
+    if info != 0:
+        raise RuntimeError(f"the adjoint solve did not converge (cg info {info}).")
+    return adjoint
 
 
 def evaluate(network: TransverseFieldIsing, w: dict, inputs, targets) -> dict[str, float]:

@@ -120,7 +120,7 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         omega, vectors = self.normal_modes(stiffness)
         scale = 1.0 / jnp.sqrt(jnp.asarray(self.masses))
         root = scale[:, None] * vectors
-        return 0.5 * self.hbar * (root / omega) @ root.T
+        return 0.5 * self.hbar * (root / omega[None, :]) @ root.T
 
     def zero_point_energy(self, w, nudge: SoftNudge | None = None) -> Float[Array, ""]:
         """(hbar/2) tr Omega = sum of hbar omega / 2 over the normal modes."""
