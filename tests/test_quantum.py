@@ -12,6 +12,8 @@ import pytest
 from synapse_dyn import rules
 from synapse_dyn.networks import Graph, ResistorNetwork, SoftNudge, random_graph
 from synapse_dyn.networks import quantum as q
+from synapse_dyn.networks.quantum import dynamics
+from synapse_dyn.protocols import PiecewiseLinear
 
 BETAS = np.array([0.1, 0.05, 0.025, 0.0125])
 
@@ -123,6 +125,33 @@ def test_mps_shots_are_unbiased_with_binomial_spread():
     z2 = [(sampled[k] - exact[k]) ** 2 / ((1 - exact[k] ** 2) / shots) for k in ("Z", "ZZ", "X")]
     mean_z2 = np.mean(np.concatenate([z.ravel() for z in z2]))
     assert 0.6 < mean_z2 < 1.5  # chi-square / dof over 136 draws
+
+
+# ---- the nudge in physical time ------------------------------------------------------------
+
+
+def test_linear_ramp_diabatic_error_follows_the_adiabatic_law():
+    network = q.TransverseFieldIsing(random_graph(6, seed=3), [0], [5])
+    w = network.init(seed=1, gamma=1.0)
+    x, y, beta = np.array([0.3]), np.array([1.0]), 0.1
+    durations = np.geomspace(4.0, 64.0, 9)
+    predicted, averaged = dynamics.linear_ramp_prediction(network, w, x, y, beta, durations)
+    measured = np.array(
+        [
+            dynamics.diabatic_error(
+                network, w, x, y, PiecewiseLinear([0.0, t], [0.0, beta], periodic=False), t
+            )["infidelity"]
+            for t in durations
+        ]
+    )
+    # first-order adiabatic perturbation theory, no free parameter: within 10% at every T
+    np.testing.assert_allclose(measured, predicted, rtol=0.1)
+    # fitted power law once the kinks' interference factor (T^2 times the prediction) is
+    # divided out: 1 - F ~ T^-2
+    exponent = slope(durations, measured / (predicted * durations**2))
+    assert abs(exponent + 2.0) < 0.15, exponent
+    assert measured.max() / measured.min() > 100  # a real fall over the range
+    assert np.all(measured <= 1.1 * 4 * averaged / 2 / durations**2)  # below the envelope
 
 
 # ---- Oscillators ------------------------------------------------------------------------------
