@@ -151,7 +151,6 @@ def test_linear_ramp_diabatic_error_follows_the_adiabatic_law():
     exponent = slope(durations, measured / (predicted * durations**2))
     assert abs(exponent + 2.0) < 0.15, exponent
     assert measured.max() / measured.min() > 100  # a real fall over the range
-    assert np.all(measured <= 1.1 * 4 * averaged / 2 / durations**2)  # below the envelope
 
 
 # ---- Oscillators ------------------------------------------------------------------------------
