@@ -13,6 +13,7 @@ from synapse_dyn import rules
 from synapse_dyn.networks import Graph, ResistorNetwork, SoftNudge, random_graph
 from synapse_dyn.networks import quantum as q
 from synapse_dyn.networks.quantum import dynamics
+from synapse_dyn.networks.quantum.learning import iris_two_class
 from synapse_dyn.protocols import PiecewiseLinear
 
 BETAS = np.array([0.1, 0.05, 0.025, 0.0125])
@@ -135,7 +136,7 @@ def test_linear_ramp_diabatic_error_follows_the_adiabatic_law():
     w = network.init(seed=1, gamma=1.0)
     x, y, beta = np.array([0.3]), np.array([1.0]), 0.1
     durations = np.geomspace(4.0, 64.0, 9)
-    predicted, averaged = dynamics.linear_ramp_prediction(network, w, x, y, beta, durations)
+    predicted, _ = dynamics.linear_ramp_prediction(network, w, x, y, beta, durations)
     measured = np.array(
         [
             dynamics.diabatic_error(
@@ -151,6 +152,23 @@ def test_linear_ramp_diabatic_error_follows_the_adiabatic_law():
     exponent = slope(durations, measured / (predicted * durations**2))
     assert abs(exponent + 2.0) < 0.15, exponent
     assert measured.max() / measured.min() > 100  # a real fall over the range
+
+
+# ---- training -------------------------------------------------------------------------------
+
+
+def test_qep_training_on_iris_matches_exact_gradient_training():
+    train, test = iris_two_class()  # versicolor vs virginica, petal length and width
+    graph, _ = q.from_couplings(1.0 - np.eye(4))  # all-to-all: 2 inputs, 1 hidden, 1 output
+    network = q.TransverseFieldIsing(graph, [0, 1], [3], min_transverse_field=0.5)
+    w0 = network.init(seed=0)
+    settings = dict(learning_rate=0.06, epochs=30, batch_size=len(train[0]), test=test)
+    _, exact = q.train(network, w0, train, None, **settings)
+    _, qep = q.train(network, w0, train, rules.EP(0.05, "centered"), **settings)
+    assert qep["test_accuracy"][-1] >= 0.9
+    assert abs(qep["test_accuracy"][-1] - exact["test_accuracy"][-1]) <= 0.03
+    assert qep["train_loss"][-1] < 0.3 * qep["train_loss"][0]
+    np.testing.assert_allclose(qep["train_loss"], exact["train_loss"], atol=0.01)
 
 
 # ---- Oscillators ------------------------------------------------------------------------------

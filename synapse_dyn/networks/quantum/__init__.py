@@ -31,7 +31,7 @@ from .ising import (
     from_couplings,
     ladder,
 )
-from .learning import ep_gradient, evaluate, exact_gradient, train
+from .learning import ep_gradient, evaluate, exact_gradient, iris_two_class, train
 from .oscillator import QuantumOscillatorNetwork
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "exact_gradient",
     "from_couplings",
+    "iris_two_class",
     "ladder",
     "QuantumOscillatorNetwork",
     "train",

@@ -27,7 +27,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from jaxtyping import Array, ArrayLike, Float
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from synapse_dyn._checks import require_finite, require_positive
 from synapse_dyn.networks._base import MSE, SoftNudge
@@ -41,7 +41,12 @@ def single_threaded():
     """One BLAS thread for the small dense and Lanczos solves: extra threads only add
     synchronisation there (a 256 x 256 eigh took 2.3 s with two OpenBLAS threads on a loaded
     two-core machine, 8 ms with one)."""
-    return threadpool_limits(1, user_api="blas")
+    return _threadpools().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 class DegenerateGroundStateWarning(UserWarning):
@@ -91,7 +96,7 @@ class TransverseFieldIsing(eqx.Module):
     or "dmrg" (quimb DMRG2 on an MPO in qubit order: chains and ladders, 64+ qubits; bond
     dimensions ``bond_dims``, truncation ``cutoff``, energy convergence ``dmrg_tol``).
     ``gap_tolerance``: exact solves warn when the gap is smaller (the ground state, and so the
-    estimator, is then ill-defined)."""
+    estimator, is then ill-defined). ``project`` keeps Gamma >= ``min_transverse_field``."""
 
     graph: Graph
     input_qubits: np.ndarray
@@ -99,6 +104,7 @@ class TransverseFieldIsing(eqx.Module):
     method: str = eqx.field(static=True)
     max_exact_qubits: int = eqx.field(static=True)
     gap_tolerance: float = eqx.field(static=True)
+    min_transverse_field: float = eqx.field(static=True)
     bond_dims: tuple = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
     dmrg_tol: float = eqx.field(static=True)
@@ -111,6 +117,7 @@ class TransverseFieldIsing(eqx.Module):
         method: Literal["exact", "dmrg"] = "exact",
         max_exact_qubits: int = 20,
         gap_tolerance: float = 1e-6,
+        min_transverse_field: float = 0.1,
         bond_dims=(16, 32, 64, 128),
         cutoff: float = 1e-12,
         dmrg_tol: float = 1e-11,
@@ -136,6 +143,7 @@ class TransverseFieldIsing(eqx.Module):
                 "or raise max_exact_qubits if you have the memory."
             )
         require_positive("gap_tolerance", gap_tolerance)
+        require_positive("min_transverse_field", min_transverse_field, allow_zero=True)
         require_positive("cutoff", cutoff)
         require_positive("dmrg_tol", dmrg_tol)
         self.graph = graph
@@ -144,6 +152,7 @@ class TransverseFieldIsing(eqx.Module):
         self.method = method
         self.max_exact_qubits = int(max_exact_qubits)
         self.gap_tolerance = float(gap_tolerance)
+        self.min_transverse_field = float(min_transverse_field)
         self.bond_dims = tuple(int(d) for d in bond_dims)
         self.cutoff = float(cutoff)
         self.dmrg_tol = float(dmrg_tol)
@@ -191,8 +200,10 @@ class TransverseFieldIsing(eqx.Module):
             require_finite(f"parameter {key}", w[key])
 
     def project(self, w):
-        """Every real (J, h, Gamma) is physical: the identity."""
-        return w
+        """Gamma <- max(Gamma, min_transverse_field): with every Gamma_i > 0 the X terms
+        connect all basis states, so by the Perron-Frobenius theorem the ground state of this
+        stoquastic H is unique (the estimator stays defined while learning)."""
+        return {**w, "Gamma": np.maximum(w["Gamma"], self.min_transverse_field)}
 
     # ---- the Hamiltonian ------------------------------------------------------------------
 

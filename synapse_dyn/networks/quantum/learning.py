@@ -153,7 +153,7 @@ def train(
     seed: int = 0,
     test: tuple | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Mini-batch gradient descent theta <- theta - lr g_hat with g_hat from ``rule`` (EP) or
+    """Mini-batch gradient descent theta <- project(theta - lr g_hat), g_hat from ``rule`` (EP) or
     ``exact_gradient`` (rule=None). ``data``/``test``: (inputs, +-1 targets). Returns the final
     parameters and the history {epoch, train_loss, train_accuracy[, test_loss,
     test_accuracy]} (index 0 = before training)."""
@@ -176,8 +176,32 @@ def train(
                 g = exact_gradient(network, w, inputs[batch], targets[batch])
             else:
                 g = ep_gradient(network, w, inputs[batch], targets[batch], rule, seed=rng)
-            w = {key: w[key] - learning_rate * g[key] for key in PARAMETERS}
+            w = network.project({key: w[key] - learning_rate * g[key] for key in PARAMETERS})
         record()
     history = {key: np.asarray(value) for key, value in history.items()}
     history["epoch"] = np.arange(epochs + 1)
     return w, history
+
+
+def iris_two_class(
+    seed: int = 0,
+    classes: tuple[int, int] = (1, 2),
+    features: tuple[int, ...] = (2, 3),
+    test_fraction: float = 0.5,
+    field: float = 1.0,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x_train, y_train), (x_test, y_test)) from ``tasks.iris``: two species (default
+    versicolor vs virginica), the chosen features (default petal length and width) min-max
+    scaled over the training rows to input fields in [-field, field] (units of the
+    couplings), targets +1 for the first class and -1 for the second (one output qubit)."""
+    from synapse_dyn import tasks
+
+    task = tasks.iris(seed=seed, test_fraction=test_fraction)
+    splits = []
+    for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+        label = np.argmax(y, axis=1)
+        keep = np.isin(label, classes)
+        splits.append((x[keep][:, list(features)], np.where(label[keep] == classes[0], 1.0, -1.0)))
+    low, high = splits[0][0].min(0), splits[0][0].max(0)
+    scale = lambda x: field * (2.0 * (x - low) / np.where(high > low, high - low, 1.0) - 1.0)
+    return tuple((scale(x), y[:, None]) for x, y in splits)
