@@ -23,6 +23,7 @@ needs a model class per lattice and is organised around infinite/unit-cell syste
 arbitrary-graph MPO is what this package needs.
 """
 
+from .dynamics import diabatic_error, linear_ramp_prediction, schrodinger_nudge
 from .ising import (
     DegenerateGroundStateWarning,
     GroundState,
@@ -39,12 +40,15 @@ __all__ = [
     "GroundState",
     "TransverseFieldIsing",
     "chain",
+    "diabatic_error",
     "ep_gradient",
     "evaluate",
     "exact_gradient",
     "from_couplings",
     "iris_two_class",
     "ladder",
+    "linear_ramp_prediction",
     "QuantumOscillatorNetwork",
+    "schrodinger_nudge",
     "train",
 ]

@@ -14,7 +14,7 @@ outputs plus a constant. The loss is its ground-state expectation L = <C>.
 The state of the network is its ground state psi_0 (a vector, or an MPS); the synaptic
 current is s = <dH/dtheta> (Hellmann-Feynman): s_J = -<Z_a Z_b>, s_h = -<Z_i>,
 s_Gamma = -<X_i>. Basis order: qubit 0 is the most significant bit of the basis index (as in
-quimb), Z|0> = +|0>.
+quimb), Z|0> = +|0>. quimb is imported only by the DMRG path (its import takes seconds).
 """
 
 import functools
