@@ -211,12 +211,13 @@ def plot(ds: xr.Dataset) -> plt.Figure:
     )
     ax.legend()
     ax = axes[0, 1]
-    for b in ds.shot_beta.values:
+    for b, color in zip(ds.shot_beta.values, ("C0", "C1", "C2"), strict=False):
         for v, style in (("positive", "o-"), ("centered", "s--")):
             ax.loglog(
                 ds.shots,
                 ds.shot_error.sel(variant=v, shot_beta=b),
                 style,
+                color=color,
                 label=f"{v}, beta = {b:g}",
             )
     ax.set(
