@@ -397,9 +397,13 @@ class TransverseFieldIsing(eqx.Module):
         }
         return out if repeats is not None else {k: v[0] for k, v in out.items()}
 
-    def synaptic_current(self, state: GroundState, shots=None, rng=None, repeats=None):
+    def synaptic_current(
+        self, state: GroundState, w=None, inputs=None, *, shots=None, rng=None, repeats=None
+    ) -> dict[str, np.ndarray]:
         """s = <dH/dtheta> = {J: -<Z_a Z_b>, h: -<Z_i>, Gamma: -<X_i>} (exact or sampled, as
-        in ``expectations``)."""
+        in ``expectations``); ``w`` and ``inputs`` (the AbstractNetwork signature) do not
+        enter: H is linear in theta."""
+        del w, inputs
         e = self.expectations(state, shots, rng, repeats)
         return {"J": -e["ZZ"], "h": -e["Z"], "Gamma": -e["X"]}
 

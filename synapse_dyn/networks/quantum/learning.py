@@ -76,7 +76,7 @@ def ep_gradient(
 
         def current(b, x=x, y=y, free=free):
             state = free if b is None else network.solve(w, x, SoftNudge(b, y, rule.cost), free)
-            return network.synaptic_current(state, shots, rng, repeats)
+            return network.synaptic_current(state, shots=shots, rng=rng, repeats=repeats)
 
         low, high = current(b1), current(b2)
         total = {key: total[key] + (high[key] - low[key]) / denominator for key in PARAMETERS}
