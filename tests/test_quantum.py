@@ -238,7 +238,10 @@ def test_single_oscillator_closed_form():
 
 def test_oscillator_qep_estimates_the_quantum_loss_gradient(springs):
     graph, nodes, _, w, x, y = springs
-    quantum = q.QuantumOscillatorNetwork(graph, **nodes, hbar=0.5)
+    rest = np.linspace(-0.3, 0.3, graph.n_edges)
+    quantum = q.QuantumOscillatorNetwork(graph, **nodes, hbar=0.5, rest_lengths=rest)
+    mean = quantum.equilibrium(w, x[0])[0]  # the classical equilibrium, rest lengths included
+    np.testing.assert_allclose(jax.grad(quantum.classical_energy)(mean, w, x[0]), 0, atol=1e-12)
     exact = jax.grad(lambda w: quantum.loss(quantum.equilibrium(w, x[0]), y[0]))(w)
     errors = {
         variant: [

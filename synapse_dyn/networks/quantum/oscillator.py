@@ -4,12 +4,13 @@ Nodes carry displacements x; anchor nodes are classical: input nodes are held at
 ground nodes at 0; the free nodes f are quantum oscillators of mass m_f. Springs of stiffness
 k_e >= 0 (the learnable parameters) on the graph's edges (a, b):
 
-    H = sum_f p_f^2 / (2 m_f) + 1/2 sum_e k_e (x_a - x_b)^2
+    H = sum_f p_f^2 / (2 m_f) + 1/2 sum_e k_e (x_a - x_b - l_e)^2
       = sum_f p_f^2 / (2 m_f) + 1/2 x^T K x - b^T x + const    (free coordinates),
 
-K the stiffness (Laplacian) block of the free nodes, b = -K_fs x_s the pull of the anchors:
-the linear terms. The classical energy is the ResistorNetwork's co-content with x for the
-potentials and k for the conductances, so the classical limit is that network's EP.
+K the stiffness (Laplacian) block of the free nodes, b the pull of the anchors and of the
+rest lengths l_e (structure, default 0): the linear terms. With l = 0 the classical energy is
+the ResistorNetwork's co-content (x for the potentials, k for the conductances), so the
+classical limit is that network's EP.
 
 Ground state: a Gaussian of mean mu = K^-1 b (the classical equilibrium) and position
 covariance Sigma = (hbar/2) M^-1/2 Omega^-1 M^-1/2, Omega = (M^-1/2 K M^-1/2)^1/2 (the normal
@@ -19,7 +20,7 @@ network is (mu, Sigma); for a pure Gaussian state without x-p correlations
     <H> = hbar^2/8 tr(M^-1 Sigma^-1) + E_cl(mu) + 1/2 tr(K Sigma),
 
 minimised by the ground state, so the synaptic current (Hellmann-Feynman) is
-<dH/dk_e> = 1/2 (mu_a - mu_b)^2 + 1/2 Var(x_a - x_b): classical plus zero-point.
+<dH/dk_e> = 1/2 (mu_a - mu_b - l_e)^2 + 1/2 Var(x_a - x_b): classical plus zero-point.
 The EP nudge beta C with the cost operator C = 1/2 sum_o (x_o - y_o)^2 keeps H quadratic
 (K + beta P_o, b + beta y); the loss is <C> = 1/2 |mu_o - y|^2 + 1/2 sum_o Sigma_oo.
 Units: hbar in energy x time, stiffness in energy / length^2, masses in energy x time^2 /
@@ -27,6 +28,7 @@ length^2 (any consistent set; the defaults are dimensionless, m = hbar = 1).
 """
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -46,6 +48,7 @@ class QuantumOscillatorNetwork(AbstractNetwork):
 
     springs: ResistorNetwork
     masses: Float[np.ndarray, " n_free"]
+    rest_lengths: Float[np.ndarray, " n_edges"]
     hbar: float = eqx.field(static=True)
 
     def __init__(
@@ -56,6 +59,7 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         ground_nodes=(),
         masses: Float[ArrayLike, "..."] = 1.0,
         hbar: float = 1.0,
+        rest_lengths: Float[ArrayLike, "..."] = 0.0,
         min_stiffness: float = 1e-6,
     ):
         require_positive("hbar", hbar)
@@ -65,6 +69,9 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         masses = np.broadcast_to(np.asarray(masses, dtype=float), (self.springs.n_free,))
         require_positive("masses", masses)
         self.masses = masses.copy()
+        rest_lengths = np.broadcast_to(np.asarray(rest_lengths, dtype=float), (graph.n_edges,))
+        require_finite("rest_lengths", rest_lengths)
+        self.rest_lengths = rest_lengths.copy()
         self.hbar = float(hbar)
 
     @property
@@ -144,13 +151,19 @@ class QuantumOscillatorNetwork(AbstractNetwork):
             * jnp.trace(jnp.linalg.solve(covariance, jnp.diag(1.0 / jnp.asarray(self.masses))))
         )
         potential = 0.5 * jnp.sum(w * self._spring_variances(covariance))
-        return kinetic + self.springs.energy(mean, w, inputs) + potential
+        return kinetic + self.classical_energy(mean, w, inputs) + potential
+
+    def classical_energy(self, mean, w, inputs) -> Float[Array, ""]:
+        """E_cl = 1/2 sum_e k_e (x_a - x_b - l_e)^2 at the mean displacements."""
+        return 0.5 * jnp.sum(w * self._stretches(mean, inputs) ** 2)
+
+    def _stretches(self, mean, inputs):
+        return self.springs.drops(self.springs.potentials(mean, inputs)) - self.rest_lengths
 
     def synaptic_current(self, x: GaussianState, w, inputs):
-        """<dH/dk_e> = 1/2 (mu_a - mu_b)^2 + 1/2 Var(x_a - x_b)."""
+        """<dH/dk_e> = 1/2 (mu_a - mu_b - l_e)^2 + 1/2 Var(x_a - x_b)."""
         mean, covariance = x
-        classical = self.springs.synaptic_current(mean, w, inputs)
-        return classical + 0.5 * self._spring_variances(covariance)
+        return 0.5 * self._stretches(mean, inputs) ** 2 + 0.5 * self._spring_variances(covariance)
 
     def total_energy(self, x: GaussianState, w, inputs, nudge=None):
         """<H + beta C>, <C> = 1/2 |mu_o - y|^2 + 1/2 sum_o Sigma_oo."""
@@ -173,8 +186,8 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         raise TypeError(_NO_CLAMP)
 
     def solve(self, w, inputs, nudge=None, x0=None) -> GaussianState:
-        """The ground state: mean from the classical (nudged) equilibrium, covariance from the
-        normal modes of the (nudged) stiffness matrix."""
+        """The ground state: mean = the classical (nudged) equilibrium, -K^-1 dE/dx(0) (the
+        energy is quadratic), covariance from the normal modes of the (nudged) K."""
         if isinstance(nudge, Clamp):
             raise TypeError(_NO_CLAMP)
         if isinstance(nudge, SoftNudge) and not isinstance(nudge.cost, MSE):
@@ -183,8 +196,12 @@ class QuantumOscillatorNetwork(AbstractNetwork):
                 "quadratic (a Gaussian ground state)."
             )
         w = jnp.asarray(w, dtype=float)
-        mean = self.springs.solve(w, inputs, nudge, None)
-        return mean, self.ground_covariance(self.stiffness_matrix(w, nudge))
+        stiffness = self.stiffness_matrix(w, nudge)
+        force = jax.grad(self.classical_energy)(jnp.zeros(self.springs.n_free), w, inputs)
+        if isinstance(nudge, SoftNudge):  # d/dx of beta/2 |x_o - y|^2 at x = 0
+            force = force.at[self.springs.output_slots].add(-nudge.beta * nudge.target)
+        covariance = self.ground_covariance(stiffness)  # checks that K is positive definite
+        return -jnp.linalg.solve(stiffness, force), covariance
 
     def initial_state(self) -> GaussianState:
         n = self.springs.n_free
