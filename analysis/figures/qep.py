@@ -246,6 +246,8 @@ def plot(ds: xr.Dataset) -> plt.Figure:
         ylabel="1 - fidelity",
         title="(d) linear nudge ramp: points simulated, lines theory",
     )
+    ax.set_xticks([2, 4, 8, 16, 32, 64])
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.legend(fontsize=7)
     figure.tight_layout()
