@@ -54,11 +54,6 @@ def _on_dask(client, retries, experiment, jobs, size):
     finish; pending tasks are cancelled if the caller stops early (Ctrl-C, error)."""
     from distributed import as_completed
 
-    # a JAX array unpickles in the receiving process's precision, which on a fresh worker is
-    # float32 (x64 is switched on only inside the task): ship NumPy arrays, which keep theirs
-    experiment = jax.tree.map(
-        lambda leaf: np.asarray(leaf) if isinstance(leaf, jax.Array) else leaf, experiment
-    )
     futures = {
         client.submit(
             _compute_on_worker,
