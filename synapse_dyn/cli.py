@@ -233,9 +233,12 @@ def _sweep(args) -> None:
                 )
             if store is not None:  # a new store replaces the old one (an .nc is replaced whole)
                 shutil.rmtree(out) if out.is_dir() else out.unlink()
-        already = (
-            int((sweeps.chunk_runs(store) > 0).sum()) if store is not None and out.exists() else 0
-        )
+        already = 0
+        if store is not None and out.exists():
+            try:
+                already = int((sweeps.chunk_runs(store) > 0).sum())
+            except ValueError:  # a half store of an older version: the sweep starts it again
+                pass
         where = "in this process" if client is None else f"on Dask ({client.scheduler.address})"
         shape = " x ".join(map(str, sweep.shape))
         print(f"sweeping {experiment.config_.name!r}: {shape} points {where} -> {out}")

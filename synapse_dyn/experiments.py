@@ -211,7 +211,7 @@ def from_table(table: dict, source: str = "experiment"):
     """The experiment configured by a TOML table (``kind`` plus that kind's fields)."""
     table = dict(table)
     kind = table.pop("kind", None)
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"{source}: 'kind' must be one of {sorted(KINDS)}, got {kind!r}.")
     config_type = KINDS[kind]
     fields = {f.name: f for f in dataclasses.fields(config_type)}

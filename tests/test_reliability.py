@@ -341,3 +341,11 @@ def test_a_sweep_needing_terabytes_fails_with_an_estimate_before_allocating(smal
         ValueError, match=r"the sweep's 1e\+11 points needs about [\d.]+ TB of memory"
     ):
         sweeps.run(experiment, huge, progress=False)
+
+
+def test_experiment_tables_are_written_back_by_a_toml_library():
+    """A crafted value stays one value: the written table parses back to the same experiment."""
+    crafted = experiments.TrainExperiment(name="a'b=c [x]", mnist_path='m.npz"\nepochs = 1\n#')
+    text = experiments.to_toml(crafted)
+    assert experiments.parse(text) == crafted
+    assert text.count("\nepochs = ") == 1
