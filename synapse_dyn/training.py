@@ -139,6 +139,8 @@ def build(config: TrainConfig):
     """(network, w0, task) for the configuration."""
     key = jax.random.key(config.seed)
     key_w, key_teacher = jax.random.split(key)
+    network: nw.AbstractNetwork
+    task: tasks.Task | None
     if config.substrate == "elastic":
         if config.task != "allostery":
             raise ValueError(
@@ -148,12 +150,13 @@ def build(config: TrainConfig):
         graph = nw.triangular_lattice(
             rows, max(3, config.n_nodes // rows), jitter=0.2, seed=config.seed
         )
-        middle = 0.5 * (graph.positions[graph.senders] + graph.positions[graph.receivers])
+        positions = np.asarray(graph.positions)
+        middle = 0.5 * (positions[graph.senders] + positions[graph.receivers])
         network = nw.ElasticNetwork(
             graph, [int(np.argmin(middle[:, 0]))], [int(np.argmax(middle[:, 0]))]
         )
         task = tasks.allostery(
-            [[config.allostery_ratio]],
+            np.array([[config.allostery_ratio]]),
             config.max_strain,
             config.n_train,
             config.n_test,
@@ -219,9 +222,9 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
     cost = nw.MSE() if config.cost == "mse" else nw.CrossEntropy()
     rule = config.tcl_drive if config.rule == "tcl" else config.rule
     if rule == "ep":
-        return rules.EP(config.beta, config.variant, cost)
+        return rules.EP(config.beta, config.variant, cost)  # type: ignore[arg-type]  # EP checks
     if rule == "cpl":
-        return rules.CpL(config.eta, config.variant, cost)
+        return rules.CpL(config.eta, config.variant, cost)  # type: ignore[arg-type]  # CpL checks
     if rule == "cl":
         return rules.CL(cost)
     return rules.ExactGradient(cost)
@@ -253,7 +256,7 @@ class _TCL:
         )
         self.state = None
 
-    def epoch(self, w, epoch: int, rate: float):
+    def epoch(self, w, epoch: int, rate: float | jax.Array):
         """The parameters after one more epoch (one cycle per mini-batch); simulate's
         warnings about the protocol and the learning range are shown for the first epoch only."""
         from synapse_dyn.simulate import simulate
