@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 from synapse_dyn._checks import require_x64
+from synapse_dyn._progress import tqdm
 from synapse_dyn.io import describe
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
@@ -366,6 +366,13 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
             f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; "
             "lower it."
         )
+    # the bar shows from the first second: checks and compilation happen under it
+    bar = tqdm(
+        total=config.epochs,
+        desc=f"{config.substrate}/{config.rule}/{config.task}",
+        disable=not progress,
+    )
+    bar.set_postfix_str("checking and compiling")
     rules.validate(network, w, (task.x_train, task.y_train), rule, key=jax.random.key(0))
     rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
@@ -375,12 +382,7 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
         states = jax.tree.map(lambda s: jnp.stack([s] * len(x)), network.initial_state())
     history = [metrics(network, w, task, cost)]
     tcl = _TCL(config, network, w, task, rule) if config.rule == "tcl" else None
-    bar = tqdm(
-        range(config.epochs),
-        desc=f"{config.substrate}/{config.rule}/{config.task}",
-        disable=not progress,
-    )
-    for epoch in bar:
+    for epoch in range(config.epochs):
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
         if tcl is not None:
             w = tcl.epoch(w, epoch, rate)
@@ -407,6 +409,8 @@ def train(config: TrainConfig, progress: bool = True) -> xr.Dataset:
                 "or beta."
             )
         bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
+        bar.update()
+    bar.close()
     names = [k for k in ATTRS if task.kind == "classification" or "accuracy" not in k]
     data = {
         k: (
