@@ -3,10 +3,18 @@ Figs. 4C and 5C), vectorised over many curves.
 
 Model: f(x) = a + s1 x + c2 (x - b1)_+ + c3 (x - b2)_+ with breakpoints b1 < b2; the slopes
 are s1, s1 + c2 and s1 + c2 + c3. For fixed breakpoints the fit is linear least squares in
-(a, s1, c2, c3) whose 4x4 normal equations are assembled in O(1) from tail sums of
-1, x, x^2, y, x y beyond each breakpoint, so thousands of breakpoint pairs per curve cost
-little. The breakpoints are found by a search over data points, then refined continuously
-by successive local grids around the best few pairs.
+(a, s1, c2, c3), solved at the chosen breakpoints from the n x 4 design matrix by SVD least
+squares (``jnp.linalg.lstsq``), which does not square the condition number. The breakpoints
+are found by a search over data points, then refined continuously by successive local grids
+around the best few pairs.
+
+Hand-written part, kept for a measured reason: the search ranks thousands of breakpoint pairs
+per curve by the residual of their 4x4 normal equations, assembled in O(1) from tail sums of
+1, x, x^2, y, x y beyond each breakpoint (a tiny ridge keeps a hinge with no point beyond it
+solvable; it only ranks pairs, the reported fit is the stable solve). For 40 curves of 500
+points (2-core machine, load average 33, both in one run): solving each pair of the coarse
+grid alone from its design matrix took 16x the whole fit, and ``lstsq`` on the 4x4 normal
+equations instead of the ridge solve 3.7x, with the same breakpoints to 1e-15.
 """
 
 import equinox as eqx
@@ -35,7 +43,7 @@ def _tails(x, values):
 
 
 def _solve(x, tails, total_yy, b1, b2):
-    """Coefficients and residual of the least-squares fit for breakpoints (b1, b2)."""
+    """Coefficients and residual of the normal equations for breakpoints (b1, b2) (search)."""
     n, sx, sxx, sy, sxy = tails  # each of length len(x) + 1
     k1 = jnp.searchsorted(x, b1, side="right")
     k2 = jnp.searchsorted(x, b2, side="right")
@@ -63,6 +71,13 @@ def _solve(x, tails, total_yy, b1, b2):
     ridge = 1e-12 * jnp.trace(gram) * jnp.eye(4)
     coeffs = jnp.linalg.solve(gram + ridge, rhs)
     return coeffs, total_yy - rhs @ coeffs
+
+
+def _design(x, b1, b2):
+    """The n x 4 design matrix [1, x, (x - b1)_+, (x - b2)_+]."""
+    return jnp.stack(
+        [jnp.ones_like(x), x, jnp.maximum(x - b1, 0.0), jnp.maximum(x - b2, 0.0)], axis=-1
+    )
 
 
 def _fit_one(x, y, coarse: int, refinements: int):
@@ -99,7 +114,9 @@ def _fit_one(x, y, coarse: int, refinements: int):
 
     ends, errors = jax.vmap(refine)(jnp.stack([candidates[i], candidates[j]], axis=1))
     best = ends[jnp.argmin(errors)]
-    coeffs, sse = _solve(x, tails, total_yy, best[0], best[1])
+    design = _design(x, best[0], best[1])
+    coeffs = jnp.linalg.lstsq(design, y)[0]  # QR/SVD of the design matrix: stable
+    sse = jnp.sum((y - design @ coeffs) ** 2)
     a, s1, c2, c3 = coeffs
     slopes = jnp.stack([s1, s1 + c2, s1 + c2 + c3])
     return ThreeSegmentFit(best, slopes, a, a - c2 * best[0] - c3 * best[1], sse)

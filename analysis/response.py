@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn._checks import require_nonempty, require_positive, require_x64
+from synapse_dyn._progress import tqdm
 from synapse_dyn.protocols import AbstractProtocol, Sawtooth
 from synapse_dyn.synapses import (
     AbstractKernel,

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn import protocols, rules
+from synapse_dyn._progress import tqdm
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
 

@@ -63,7 +63,7 @@ def require_in_range(name: str, value, low: float, high: float, *, closed=(True,
 
 def require_x64(what: str) -> None:
     """Raise unless JAX computes in 64-bit floats (``what`` names the computation needing them)."""
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         raise RuntimeError(
             f"{what} needs 64-bit floats, but JAX is in 32-bit mode; call "
             'jax.config.update("jax_enable_x64", True) at the start of your program.'

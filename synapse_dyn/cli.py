@@ -294,7 +294,8 @@ def _figure_names() -> list[str]:
     import pkgutil
 
     spec = importlib.util.find_spec("synapse_dyn.analysis")
-    folders = [str(pathlib.Path(p) / "figures") for p in spec.submodule_search_locations]
+    locations = [] if spec is None else spec.submodule_search_locations or []
+    folders = [str(pathlib.Path(p) / "figures") for p in locations]
     return sorted(m.name for m in pkgutil.iter_modules(folders) if not m.name.startswith("_"))
 
 

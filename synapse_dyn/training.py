@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 from synapse_dyn._checks import Range, check_fields, require_x64
+from synapse_dyn._progress import tqdm
 from synapse_dyn.io import describe, fingerprint, read_checkpoint, save_state
 
 SUBSTRATES = ("resistor", "diode", "hopfield", "elastic")
@@ -179,6 +179,8 @@ def build(config: TrainConfig):
     """(network, w0, task) for the configuration."""
     key = jax.random.key(config.seed)
     key_w, key_teacher = jax.random.split(key)
+    network: nw.AbstractNetwork
+    task: tasks.Task | None
     if config.substrate == "elastic":
         if config.task != "allostery":
             raise ValueError(
@@ -188,12 +190,13 @@ def build(config: TrainConfig):
         graph = nw.triangular_lattice(
             rows, max(3, config.n_nodes // rows), jitter=0.2, seed=config.seed
         )
-        middle = 0.5 * (graph.positions[graph.senders] + graph.positions[graph.receivers])
+        positions = np.asarray(graph.positions)
+        middle = 0.5 * (positions[graph.senders] + positions[graph.receivers])
         network = nw.ElasticNetwork(
             graph, [int(np.argmin(middle[:, 0]))], [int(np.argmax(middle[:, 0]))]
         )
         task = tasks.allostery(
-            [[config.allostery_ratio]],
+            np.array([[config.allostery_ratio]]),
             config.max_strain,
             config.n_train,
             config.n_test,
@@ -259,9 +262,9 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
     cost = nw.MSE() if config.cost == "mse" else nw.CrossEntropy()
     rule = config.tcl_drive if config.rule == "tcl" else config.rule
     if rule == "ep":
-        return rules.EP(config.beta, config.variant, cost)
+        return rules.EP(config.beta, config.variant, cost)  # type: ignore[arg-type]  # EP checks
     if rule == "cpl":
-        return rules.CpL(config.eta, config.variant, cost)
+        return rules.CpL(config.eta, config.variant, cost)  # type: ignore[arg-type]  # CpL checks
     if rule == "cl":
         return rules.CL(cost)
     if rule == "aeqprop":
@@ -295,7 +298,7 @@ class _TCL:
         )
         self.state = None
 
-    def epoch(self, w, epoch: int, rate: float):
+    def epoch(self, w, epoch: int, rate: float | jax.Array):
         """The parameters after one more epoch (one cycle per mini-batch); simulate's
         warnings about the protocol and the learning range are shown for the first epoch only."""
         from synapse_dyn.simulate import simulate
@@ -429,6 +432,13 @@ def train(
             f"batch_size {config.batch_size} exceeds the {len(task.x_train)} training samples; "
             "lower it."
         )
+    # the bar shows from the first second: checks and compilation happen under it
+    bar = tqdm(
+        total=config.epochs,
+        desc=f"{config.substrate}/{config.rule}/{config.task}",
+        disable=not progress,
+    )
+    bar.set_postfix_str("checking and compiling")
     rules.validate(network, w, (task.x_train, task.y_train), rule, key=jax.random.key(0))
     rules.validate(network, w, (task.x_test, task.y_test), rule, key=jax.random.key(0))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
@@ -448,14 +458,8 @@ def train(
             tcl.state = as_jax(saved.state["tcl"])
         curves = saved.extra
         history = [{k: float(v[i]) for k, v in curves.items()} for i in range(first + 1)]
-    bar = tqdm(
-        range(first, config.epochs),
-        initial=first,
-        total=config.epochs,
-        desc=f"{config.substrate}/{config.rule}/{config.task}",
-        disable=not progress,
-    )
-    for epoch in bar:
+    bar.update(first)
+    for epoch in range(first, config.epochs):
         rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
         if config.rule == "aeqprop":  # the physics sets the step: alpha = epsilon beta
             epsilon = jnp.asarray(config.epsilon * config.lr_decay**epoch)
@@ -499,6 +503,8 @@ def train(
             state = {"w": w, "states": states, "tcl": None if tcl is None else tcl.state}
             curves = {k: np.array([h[k] for h in history]) for k in history[0]}
             save_state(checkpoint, state, epoch + 1, identity, curves)
+        bar.update()
+    bar.close()
     return _curves(config, task, history)
 
 

@@ -42,3 +42,32 @@ def test_run_points_a_sweep_file_to_the_sweep_command(capsys):
     assert main(["run", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"synapse-dyn sweep {path}" in err and err.count("\n") == 1
+
+
+def test_a_notebook_without_ipywidgets_gets_a_plain_bar_and_no_warning():
+    """In a Jupyter kernel without ipywidgets, tqdm.auto warns and falls back to the text bar;
+    the package's bars take the fallback silently."""
+    script = """
+import sys, types, warnings
+class ZMQInteractiveShell:
+    config = {}
+sys.modules["ipykernel.zmqshell"] = types.ModuleType("ipykernel.zmqshell")  # a Jupyter kernel
+sys.modules["IPython"] = types.SimpleNamespace(get_ipython=ZMQInteractiveShell)
+sys.modules["ipywidgets"] = None  # not installed
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    from MODULE import tqdm
+import tqdm.notebook as widget
+assert not issubclass(tqdm, widget.tqdm_notebook), tqdm  # the text bar
+assert not caught, [str(w.message) for w in caught]
+"""
+    bare = subprocess.run(
+        [sys.executable, "-c", script.replace("MODULE", "tqdm.auto")], capture_output=True
+    )
+    assert b"IProgress not found" in bare.stderr  # what tqdm.auto alone does
+    out = subprocess.run(
+        [sys.executable, "-c", script.replace("MODULE", "synapse_dyn._progress")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr

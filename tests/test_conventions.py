@@ -117,8 +117,9 @@ def check_conventions(ds: xr.Dataset) -> None:
             assert not MODEL.Unit(attrs["model_units"]).dimensionless, name
         if name in ds.coords and variable.dtype.kind == "f":
             assert not np.isnan(variable.values).any(), f"NaN label in coordinate {name!r}"
-    for value in ds.attrs.values():  # netCDF-safe attributes
-        assert isinstance(value, str | int | float | np.number) and not isinstance(value, bool)
+    for value in ds.attrs.values():  # netCDF-safe attributes: strings, numbers, numeric arrays
+        assert isinstance(value, str | int | float | np.number | np.ndarray), value
+        assert not isinstance(value, bool | np.bool_)
 
 
 def test_unit_spellings_become_cf_units():

@@ -25,11 +25,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn import networks as nw
 from synapse_dyn import rules, tasks
 from synapse_dyn._checks import require_x64
+from synapse_dyn._progress import tqdm
 from synapse_dyn.io import describe
 
 from . import drn_table

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as ticker
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from synapse_dyn import rules
+from synapse_dyn._progress import tqdm
 from synapse_dyn.io import describe
 from synapse_dyn.networks import quantum as q
 from synapse_dyn.networks import random_graph

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 import zarr
-from tqdm.auto import tqdm
 
 from synapse_dyn._checks import require_memory
+from synapse_dyn._progress import tqdm
 from synapse_dyn.io import describe
 
 from .experiment import AbstractExperiment, SynapseResponse

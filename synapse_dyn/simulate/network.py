@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
-from tqdm.auto import tqdm
 
 from synapse_dyn._checks import (
     require_finite,
     require_in_range,
 )
+from synapse_dyn._progress import tqdm
 from synapse_dyn.networks.resistor import Thevenin
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.cycle import cycle_response
