@@ -254,7 +254,7 @@ def _cycle_update_ode(synapse, signal, t1, period, step_ts, jump_ts, rtol, atol)
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol), step_ts=step_ts, jump_ts=jump_ts
     )
-    ts = t1 - period + period * jnp.linspace(0.0, 1.0, _TIE_SAMPLES)
+    ts = jnp.linspace(t1 - period, t1, _TIE_SAMPLES)
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         diffrax.Tsit5(),
