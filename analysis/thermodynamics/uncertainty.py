@@ -14,7 +14,7 @@ P(lambda) = prod_k exp(tau_k W_k(lambda)); its leading eigenvalue mu(lambda) gen
 scaled cumulants per period, mean = mu'(0) and variance = mu''(0) - mu'(0)^2, taken by
 perturbation theory (mu' = 1^T P' pi, mu'' = 1^T P'' pi + 2 1^T P' D (P' - mu') pi, pi the
 periodic state, D the group inverse of 1 - P(0)), with P' and P'' exact: exp(tau W(lambda))
-is computed in the ring of power series truncated at lambda^2 (``_ring_expm``), whose
+is computed in the ring of power series truncated at lambda^2 (``_ring_multiply``), whose
 coefficients are exp(tau W) and its lambda-derivatives. The entropy production per period
 Sigma (k_B) is the mean of the entropy current (tilted by mu in the same ring).
 
@@ -45,7 +45,7 @@ from synapse_dyn._checks import require_finite, require_positive
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.markov import AbstractMarkovMemory, stationary_distribution
 
-from ._common import check_generators, dataset, log_rate_ratio
+from ._common import check_generators, dataset, expm, log_rate_ratio
 
 
 def piecewise_drive(protocol: AbstractProtocol, n_steps: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +98,7 @@ def check_channels(channels: Float[ArrayLike, "*case 2 n"]) -> None:
 def _ring_generator(matrix, first, second, entropy):
     """The tilted generator W + lambda W' + lambda^2 W''/2 + mu S as an element of the truncated
     power series ring in (lambda, mu) (lambda^3 = mu^2 = lambda mu = 0): its coefficients of
-    (1, lambda, lambda^2, mu), shape (4, n, n). Its exponential (``_ring_expm``) holds
+    (1, lambda, lambda^2, mu), shape (4, n, n). Its exponential (``expm`` in the ring) holds
     exp(tau W) and the derivatives d/dlambda, d^2/dlambda^2 / 2 and d/dmu at 0, exactly."""
     return jnp.stack([matrix, first, second / 2, entropy])
 
@@ -113,20 +113,6 @@ def _ring_multiply(x, y):
             x[3] @ y[0] + x[0] @ y[3],
         ]
     )
-
-
-def _ring_expm(x, degree=14):
-    """exp(x) in the ring by scaling and squaring: x / 2^s with (sum of block 1-norms) <= 1/2,
-    Taylor series of ``degree`` (remainder < 0.5^15 / 15! ~ 2e-17), then s squarings. Seven
-    n x n products per ring product instead of the 64 of the equivalent 4n x 4n matrix."""
-    norm = jnp.sum(jnp.max(jnp.sum(jnp.abs(x), axis=-2), axis=-1))
-    squarings = jnp.maximum(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / 0.5)), 0.0)
-    scaled = x / 2.0**squarings
-    one = jnp.zeros_like(x).at[0].set(jnp.eye(x.shape[-1]))
-    series = one
-    for k in range(degree, 0, -1):
-        series = one + _ring_multiply(scaled, series) / k
-    return jax.lax.fori_loop(0, squarings.astype(int), lambda _, e: _ring_multiply(e, e), series)
 
 
 def _tilts(matrix, increments, channels, step):
@@ -152,6 +138,7 @@ def _period(matrices, durations, increments, channels, step):
     the entropy current by mu) and its derivative d/ds at s = 1 when every duration is scaled
     by s."""
     n = matrices.shape[-1]
+    one = jnp.zeros((4, n, n)).at[0].set(jnp.eye(n))
 
     def piece(carry, args):
         ring, slope = carry
@@ -161,14 +148,13 @@ def _period(matrices, durations, increments, channels, step):
             *_tilts(matrix, increments, channels, step),
             _entropy_tilt(matrix, channels),
         )
-        exponential = _ring_expm(duration * generator)
+        exponential = expm(duration * generator, _ring_multiply, one)
         # d/ds exp(s tau G) = tau G exp(s tau G) at s = 1
         slope = _ring_multiply(exponential, slope) + duration * _ring_multiply(
             generator, _ring_multiply(exponential, ring)
         )
         return (_ring_multiply(exponential, ring), slope), None
 
-    one = jnp.zeros((4, n, n)).at[0].set(jnp.eye(n))
     return jax.lax.scan(piece, (one, jnp.zeros((4, n, n))), (matrices, durations))[0]
 
 
