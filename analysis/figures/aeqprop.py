@@ -1,10 +1,10 @@
 """Agnostic equilibrium propagation (docs/aeqprop.md). Left: test accuracy of the three
-AEqProp modes against explicit EP with the same nudges (beta_EP = beta for the one-sided
-variants, beta / 2 for centered) and the same learning rate alpha = epsilon beta, and the exact
-gradient, on the digits (Hopfield 64-64-10) and on Iris (diode network). A run whose joint
-relaxation diverges (the knobs cannot hold the parameters, epsilon lambda >= 1) is shown up to
-that point and flagged in ``diverged``. Right: the work done by the knobs per example against
-epsilon and beta, from physical-time runs (``simulate``) of a small resistor network."""
+AEqProp modes against explicit EP with the same nudges and the same learning rate
+alpha = epsilon (beta_2 - beta_1), and the exact gradient, on the digits (Hopfield 64-64-10)
+and on Iris (diode network). A run whose joint relaxation diverges (the knobs cannot hold the
+parameters, epsilon lambda >= 1) is shown up to that point and flagged in ``diverged``. Right:
+the work done by the knobs per example against epsilon and beta, from physical-time runs
+(``simulate``) of a small resistor network."""
 
 import dataclasses
 import pathlib
@@ -48,14 +48,18 @@ def _configs(task: str, quick: bool):
 
 
 def _method(base: TrainConfig, method: str) -> TrainConfig:
-    rate = base.epsilon * base.beta
+    """Every method nudges with magnitude b = base.beta / 2 (AEqProp centered at beta: -b, +b;
+    one-sided at beta = b, which keeps the negative nudge below the outputs' curvature 1) and
+    steps with the learning rate epsilon (beta_2 - beta_1) of the matching AEqProp mode."""
+    half = base.beta / 2
     if method.startswith("aeqprop"):
-        return dataclasses.replace(base, mode=method.split()[1])
+        mode = method.split()[1]
+        return dataclasses.replace(base, mode=mode, beta=base.beta if mode == "centered" else half)
     if method.startswith("ep"):
         variant = method.split()[1]
-        beta = base.beta / 2 if variant == "centered" else base.beta
-        return dataclasses.replace(base, rule="ep", variant=variant, beta=beta, learning_rate=rate)
-    return dataclasses.replace(base, rule="exact", learning_rate=rate)
+        rate = base.epsilon * (base.beta if variant == "centered" else half)
+        return dataclasses.replace(base, rule="ep", variant=variant, beta=half, learning_rate=rate)
+    return dataclasses.replace(base, rule="exact", learning_rate=base.epsilon * base.beta)
 
 
 def _curve(config: TrainConfig, progress: bool):
