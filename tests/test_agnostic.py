@@ -151,7 +151,7 @@ def test_homeostasis_and_joint_equilibrium(make):
 def test_conductances_rest_on_their_minimum():
     """A knob pulling a conductance below the minimum: the joint minimiser over the feasible
     set keeps it at min_conductance (the exact constrained theta-block), and the secant still
-    does not increase."""
+    does not increase; in physical time the run stops with a ValueError naming the example."""
     network = resistor()
     x, y = jnp.array([[1.0, -1.0]]), jnp.array([[0.8, -0.8]])
     w = network.init(jax.random.key(0))
@@ -163,6 +163,13 @@ def test_conductances_rest_on_their_minimum():
     assert float(unconstrained[edge]) < network.min_conductance
     assert float(phases.theta[edge]) == network.min_conductance
     assert float(jnp.max(jnp.abs(jnp.delete(phases.theta - unconstrained, edge)))) < 1e-12
+    # in physical time nothing holds the conductance at its minimum: the knobs drive it out
+    from synapse_dyn.simulate import Schedule, simulate
+    from synapse_dyn.simulate.agnostic import AgnosticProtocol
+
+    protocol = AgnosticProtocol(free=10.0, homeostatic=10.0, nudged=10.0, ramp=2.5, theta_time=1)
+    with pytest.raises(ValueError, match="outside the ResistorNetwork's feasible set during exa"):
+        simulate(None, protocol, t1=30.0, network=network, rule=rule, task=Schedule(x, y), w0=w)
     b1, b2 = rule.betas
     assert float(rules.secant(network, phases.theta, x, y, b1, b2)) <= float(
         rules.secant(network, w, x, y, b1, b2)
