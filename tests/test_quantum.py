@@ -13,7 +13,6 @@ from synapse_dyn import rules
 from synapse_dyn.networks import Graph, ResistorNetwork, SoftNudge, random_graph
 from synapse_dyn.networks import quantum as q
 from synapse_dyn.networks.quantum import dynamics
-from synapse_dyn.networks.quantum.learning import iris_two_class
 from synapse_dyn.protocols import PiecewiseLinear
 
 BETAS = np.array([0.1, 0.05, 0.025, 0.0125])
@@ -23,10 +22,10 @@ def flat(tree):
     return np.concatenate([np.ravel(tree[key]) for key in ("J", "h", "Gamma")])
 
 
-def finite_difference_gradient(network, w, x, y, eps=1e-5, keys=("J", "h", "Gamma")):
+def finite_difference_gradient(network, w, x, y, eps=1e-5):
     """Central differences of the exact ground-state loss <C>."""
     gradient = {}
-    for key in keys:
+    for key in ("J", "h", "Gamma"):
         gradient[key] = np.zeros_like(w[key])
         for i in range(w[key].size):
             shifted = []
@@ -158,7 +157,7 @@ def test_linear_ramp_diabatic_error_follows_the_adiabatic_law():
 
 
 def test_qep_training_on_iris_matches_exact_gradient_training():
-    train, test = iris_two_class()  # versicolor vs virginica, petal length and width
+    train, test = q.iris_two_class()  # versicolor vs virginica, petal length and width
     graph, _ = q.from_couplings(1.0 - np.eye(4))  # all-to-all: 2 inputs, 1 hidden, 1 output
     network = q.TransverseFieldIsing(graph, [0, 1], [3], min_transverse_field=0.5)
     w0 = network.init(seed=0)
