@@ -11,7 +11,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDERS = {"synapse_dyn": "synapse_dyn", "protocols": "synapse_dyn.protocols"}
 FOLDERS["analysis"] = "synapse_dyn.analysis"
-APPLICATION = ("synapse_dyn.experiments", "synapse_dyn.cli", "synapse_dyn.analysis.figures")
+APPLICATION = (
+    "synapse_dyn.experiments",
+    "synapse_dyn.cli",
+    "synapse_dyn.__main__",
+    "synapse_dyn.analysis.figures",
+)
 
 
 def _modules():
