@@ -3,6 +3,7 @@ the allowed range and the fix. Runtime (jit-time) failures use ``eqx.error_if`` 
 
 import os
 import typing
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -120,7 +121,7 @@ def _is_number(value, integer: bool) -> bool:
     return dtype is not None and np.issubdtype(dtype, np.number)  # swept (or traced) values
 
 
-def check_fields(config, ranges: dict[str, "Range | tuple | type"]) -> None:
+def check_fields(config, ranges: Mapping[str, "Range | tuple | type"]) -> None:
     """Validate the fields of a configuration (a dataclass, fields possibly arrays of swept
     values) against ``ranges``: a ``Range``, a tuple of allowed strings, or a type. Raises a
     one-line TypeError/ValueError naming the field, the value, what is allowed and the fix."""

@@ -65,8 +65,8 @@ def _lock(folder: pathlib.Path, name: str):
         yield
 
 
-def _read(path: str, what: str) -> str:
-    path = pathlib.Path(path)
+def _read(name: str, what: str) -> str:
+    path = pathlib.Path(name)
     if not path.is_file():
         raise ValueError(f"{what} file {str(path)!r} does not exist.")
     try:

@@ -302,7 +302,7 @@ def save_state(path, state, t: float, fingerprint: str = "", extra=None) -> path
     ``t``, made by the configuration with digest ``fingerprint``, with ``extra`` arrays, as an
     npz file of arrays and a JSON header (no pickle: loading it cannot run code), atomically."""
     path = pathlib.Path(path)
-    arrays = []
+    arrays: list[np.ndarray] = []
     structure = _encode({"state": jax.tree.map(np.asarray, state), "extra": extra}, arrays)
     header = {
         "format": CHECKPOINT_FORMAT,
@@ -316,7 +316,7 @@ def save_state(path, state, t: float, fingerprint: str = "", extra=None) -> path
             np.savez(
                 handle,
                 header=np.array(json.dumps(header)),
-                **{f"a{i}": array for i, array in enumerate(arrays)},
+                **{f"a{i}": array for i, array in enumerate(arrays)},  # type: ignore[arg-type]
             )
     return path
 

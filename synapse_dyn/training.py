@@ -136,7 +136,7 @@ class TrainConfig:
 
 _COUNT = Range(1, 1_000_000, integer=True)
 _SCALE = Range(0.0, 1e6, open_low=True)
-TRAIN_RANGES = {
+TRAIN_RANGES: dict[str, Range | tuple | type] = {
     "substrate": SUBSTRATES,
     "rule": RULES,
     "variant": ("positive", "negative", "centered", "random"),
@@ -268,7 +268,7 @@ def _rule(config: TrainConfig) -> rules.AbstractRule:
     if rule == "cl":
         return rules.CL(cost)
     if rule == "aeqprop":
-        return rules.AgnosticEP(config.beta, config.epsilon, config.mode, cost)
+        return rules.AgnosticEP(config.beta, config.epsilon, config.mode, cost)  # type: ignore[arg-type]  # AgnosticEP checks the mode
     return rules.ExactGradient(cost)
 
 
