@@ -83,12 +83,15 @@ MODERATE = 1e100  # products and sums of two parameters of this size stay finite
 def require_moderate(name: str, tree) -> None:
     """Raise unless every floating-point parameter in the pytree ``tree`` (e.g. a module) is
     finite with magnitude below 1e100, so that a run fails at once instead of after many steps
-    (a learning rate of 1e300 or inf, an amplitude of 1e308, a NaN scale)."""
+    (a learning rate of 1e300 or inf, an amplitude of 1e308, a NaN scale). A time scale
+    (a field named ``*_time``) may be +inf: an absent process (e.g. no leak)."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
         array = concrete(leaf) if np.issubdtype(dtype, np.inexact) else None
         if array is None or array.size == 0:
             continue
+        if jax.tree_util.keystr(path).endswith("_time"):
+            array = np.where(array == np.inf, 0.0, array)
         if not np.all(np.isfinite(array)) or np.max(np.abs(array)) >= MODERATE:
             raise ValueError(
                 f"{name}{jax.tree_util.keystr(path)} must be finite with magnitude below "

@@ -77,7 +77,7 @@ def test_sartori_inequalities_hold(sensing_random):
         np.testing.assert_allclose(written, ds.information_old.values, rtol=1e-9, atol=1e-12)
         assert np.all(ds.erasure_tightness.values <= 1 + 1e-9)
         assert np.all(ds.writing_tightness.values <= 1 + 1e-9)
-        assert ds.heat.attrs["units"] == "kT" and ds.information_written.attrs["units"] == "1"
+        assert ds.heat.attrs["model_units"] == "kT" and ds.information_written.attrs["units"] == "1"
     generic, ladders = sensing_random
     assert np.max(generic.writing_tightness) > 0.1  # the bound is not trivially loose
 
