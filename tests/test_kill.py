@@ -112,8 +112,8 @@ def test_killed_sweep_resumes_bit_identically(tmp_path):
                 "sweep": {
                     "chunk": 2,
                     "points": {
-                        "tau_fast": np.linspace(0.5, 3.0, 120).tolist(),
-                        "tau_slow": np.linspace(5.0, 40.0, 120).tolist(),
+                        "tau_fast": np.linspace(0.5, 3.0, 1200).tolist(),
+                        "tau_slow": np.linspace(5.0, 40.0, 1200).tolist(),
                     },
                 },
             }
