@@ -18,3 +18,12 @@ try:  # written by setuptools-scm when the package is built or installed
     from synapse_dyn._version import __version__
 except ImportError:  # a source tree that was never installed
     __version__ = "0+unknown"
+
+import importlib.util as _util
+
+if _util.find_spec(f"{__name__}.protocols") is None:  # pragma: no cover - a setup error
+    raise ImportError(
+        f"synapse_dyn was imported from the source folder {__path__[0]}, which holds neither "
+        "protocols/ nor analysis/ (the build maps them into the package); install it with "
+        "'pip install -e .', or run Python outside the checkout (or as 'python -P')."
+    )
