@@ -36,6 +36,7 @@ BENCHMARKS = {
     "fig6b": ("bench_fig6b.py", [], ["--quick"]),
     "sde": ("bench_sde.py", [], ["--quick"]),
     "sweeps": ("bench_sweeps.py", [], ["--protocols", "200"]),
+    "quantum": ("bench_quantum.py", [], []),
 }
 LIBRARIES = ("jax", "jaxlib", "numpy", "scipy", "equinox", "diffrax", "lineax", "torch")
 

@@ -18,6 +18,7 @@ quimb), Z|0> = +|0>. quimb is imported only by the DMRG path (its import takes s
 """
 
 import functools
+import importlib
 import warnings
 from typing import Literal
 
@@ -75,6 +76,16 @@ def hadamard_all(psi: np.ndarray, n: int) -> np.ndarray:
         a, b = np.take(psi, 0, axis=axis), np.take(psi, 1, axis=axis)
         psi = np.stack([a + b, a - b], axis=axis) / np.sqrt(2.0)
     return psi.reshape((2**n,) + psi.shape[n:])
+
+
+def _quimb(module: str):
+    """A quimb module, imported without the advice to install kahypar that cotengra (which quimb
+    imports on its first contraction) prints: a path optimiser for large tensor networks that
+    DMRG's contractions do not use."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Couldn't import `kahypar`", category=UserWarning)
+        importlib.import_module("cotengra")
+        return importlib.import_module(module)
 
 
 class GroundState(eqx.Module):
@@ -229,7 +240,7 @@ class TransverseFieldIsing(eqx.Module):
     def mpo(self, w, inputs, nudge: SoftNudge | None = None):
         """H (+ beta C, without its constant) as a quimb MPO in qubit order (finite-state-machine
         construction of quimb's SparseOperatorBuilder)."""
-        import quimb.operator as qo
+        qo = _quimb("quimb.operator")
 
         builder = qo.SparseOperatorBuilder(hilbert_space=qo.HilbertSpace(self.n_qubits))
         for a, b, coupling in zip(self.graph.senders, self.graph.receivers, w["J"], strict=True):
@@ -298,7 +309,7 @@ class TransverseFieldIsing(eqx.Module):
         return GroundState(float(values[0]) + constant, gap, vector=vectors[:, 0])
 
     def _dmrg(self, w, inputs, nudge, x0, constant):
-        import quimb.tensor as qtn
+        qtn = _quimb("quimb.tensor")
 
         dmrg = qtn.DMRG2(
             self.mpo(w, inputs, nudge),
