@@ -66,7 +66,8 @@ def _imports(module: str, path: pathlib.Path):
 def test_every_source_folder_is_an_installed_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = {module for module, path in _modules() if path.name == "__init__.py"}
-    assert packages == set(config["packages"])
+    data = set(config["package-data"]) - packages  # folders of data files, e.g. tasks/data
+    assert packages | data == set(config["packages"])
 
 
 @pytest.mark.parametrize("module, path", list(_modules()), ids=lambda value: str(value))
