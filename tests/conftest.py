@@ -1,5 +1,5 @@
-"""Test-wide JAX settings: 64-bit floats and strict rank promotion, so silent broadcasting
-bugs fail loudly."""
+"""Test-wide settings: 64-bit floats and strict rank promotion in JAX, so silent broadcasting
+bugs fail loudly; child processes and the compilation cache as described below."""
 
 import os
 
@@ -13,6 +13,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # folder the tests run from: with a non-editable install, that folder lacks the mapped
 # protocols/ and analysis/ packages.
 os.environ["PYTHONSAFEPATH"] = "1"
+# The CLI's persistent compilation cache stays off in tests (test_perf_paths tests it in its own
+# folder): a test's compilations neither read another's nor land in the user's cache folder.
+os.environ["SYNAPSE_DYN_JAX_CACHE"] = ""
 
 
 @pytest.fixture(autouse=True)

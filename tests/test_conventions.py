@@ -9,6 +9,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import cf_xarray  # noqa: F401  (the .cf accessor)
 import jax
@@ -73,6 +74,9 @@ def test_an_installed_copy_records_the_commit_it_was_built_from(tmp_path):
     site = tmp_path / "site-packages"  # this package with the clone's build-time file,
     ignore = shutil.ignore_patterns("__pycache__", "_version.py")  # outside any git work tree
     shutil.copytree(ROOT / "synapse_dyn", site / "synapse_dyn", ignore=ignore)
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, folder in build["package-dir"].items():  # protocols/, analysis/ as the build
+        shutil.copytree(ROOT / folder, site / package.replace(".", "/"), ignore=ignore)
     shutil.copy(clone / "synapse_dyn" / "_version.py", site / "synapse_dyn")
     out = subprocess.run(
         [
