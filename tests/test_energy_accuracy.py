@@ -104,7 +104,7 @@ def test_energy_to_target_reproduces_across_seeds():
     """Two disjoint sets of five seeds give the same mean energy to 0.8 of the initial test loss
     within three combined standard errors, for EP and CpL; units are stated."""
     halves = [
-        ea.energy_accuracy(BASE, seeds, methods=("ep", "cpl"), target_fraction=0.8)
+        ea.energy_to_accuracy(BASE, seeds, methods=("ep", "cpl"), target_fraction=0.8)
         for seeds in (SEEDS[:5], SEEDS[5:])
     ]
     first, second = halves

@@ -1,7 +1,7 @@
 """Energy to accuracy of network learning (docs/thermodynamics.md, "Energy to accuracy"):
 test loss against the cumulative energy spent by TCL, explicit EP and coupled learning on
 resistor regression, each holding the network for the same durations per cycle; beside it
-the energy each needs to reach 0.7 of the initial test loss (mean and standard error over seeds).
+the energy each needs to reach 0.85 of the initial test loss (mean and standard error over seeds).
 """
 
 import warnings
@@ -13,7 +13,7 @@ import xarray as xr
 from synapse_dyn import training
 from synapse_dyn.analysis.thermodynamics import energy_accuracy
 
-TARGET = 0.7  # fraction of the initial test loss
+TARGET = 0.85  # fraction of the initial test loss
 COLOURS = {"tcl": "C0", "ep": "C1", "cpl": "C2"}
 
 
@@ -36,10 +36,10 @@ def config(quick: bool) -> training.TrainConfig:
 
 def compute(quick: bool = False, progress: bool = True) -> xr.Dataset:
     # quick: two seeds whose random graphs have the same edge count (one compilation)
-    seeds = np.array([2, 3, 4]) if quick else np.arange(8)
+    seeds = np.array([2, 4]) if quick else np.arange(8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # simulate's protocol notes, per seed
-        return energy_accuracy.energy_accuracy(config(quick), seeds, target_fraction=TARGET)
+        return energy_accuracy.energy_to_accuracy(config(quick), seeds, target_fraction=TARGET)
 
 
 def plot(ds: xr.Dataset):

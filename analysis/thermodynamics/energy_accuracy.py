@@ -178,7 +178,7 @@ def energy_to_loss(ds: xr.Dataset, target: float) -> xr.DataArray:
     )
 
 
-def energy_accuracy(
+def energy_to_accuracy(
     config: training.TrainConfig,
     seeds,
     methods=METHODS,
