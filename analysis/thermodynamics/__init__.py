@@ -9,7 +9,9 @@
 - ``uncertainty``: full counting statistics of currents and the thermodynamic uncertainty
   relations (steady state and periodic driving);
 - ``esa``: energy-speed-accuracy of the ESA ladder (Lan et al. 2012) and its birth-death
-  closed form (Wang, Lan, Tang 2015).
+  closed form (Wang, Lan, Tang 2015);
+- ``energy_accuracy``: the energy TCL, explicit EP and coupled learning spend to reach a test
+  loss (Joule heat of the network, housekeeping heat of the memories).
 
 Units: energies in kT, entropies in k_B (docs/thermodynamics.md). Every public name is also
 importable from ``synapse_dyn.analysis.thermodynamics`` directly.
@@ -22,6 +24,7 @@ from .dissipation import (
     shannon_entropy,
     steady_dissipation,
 )
+from .energy_accuracy import energy_to_accuracy, energy_to_loss, learning_energy
 from .esa import adaptation_tradeoff, birth_death_ladder
 from .heat import (
     heat_statistics,
@@ -48,6 +51,9 @@ __all__ = [
     "adaptation_tradeoff",
     "birth_death_ladder",
     "current_statistics",
+    "energy_to_accuracy",
+    "energy_to_loss",
+    "learning_energy",
     "gillespie_current",
     "memory_sensing_bounds",
     "periodic_state",

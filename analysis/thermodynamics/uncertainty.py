@@ -18,18 +18,31 @@ is computed in the ring of power series truncated at lambda^2 (``_ring_multiply`
 coefficients are exp(tau W) and its lambda-derivatives. The entropy production per period
 Sigma (k_B) is the mean of the entropy current (tilted by mu in the same ring).
 
-Relations (all per period, long-time limit):
+Relations (all per period, long-time limit; ratios >= 1 where the relation holds):
 
 - Barato-Seifert TUR (PRL 114, 158101, 2015), proven for steady states (constant driving):
-  Var J Sigma / (2 <J>^2) >= 1. Under periodic driving it can fail (Barato, Chetrite,
-  Faggionato, Gabrielli, J. Stat. Mech. 2018, arXiv 1806.07837); ``tur_ratio`` reports it.
-- Koyuk-Seifert bound for periodic driving (PRL 122, 230601, 2019, arXiv 1904.08807), with the
-  mean's dependence on the driving frequency Omega = 2 pi / T at fixed protocol shape:
-  Var J Sigma >= 2 (<J> - Omega d<J>/dOmega ... )^2, written per period as
-  Var J Sigma / (2 (T d<J>_T / dT)^2) >= 1 (``periodic_ratio``), with <J>_T the mean per
-  period as a function of the period T; for constant driving T d<J>_T/dT = <J>_T and the
-  standard TUR returns. (Koyuk, Seifert, Pietzonka, J. Phys. A 52, 02LT02 (2019), arXiv
-  1809.02113, recover the standard form for fast driving.)
+  Var J Sigma / (2 <J>^2) >= 1 (``tur_ratio``). Under periodic driving it can fail (Barato,
+  Chetrite, Faggionato, Gabrielli, J. Stat. Mech. 2018, arXiv 1806.07837).
+- Koyuk-Seifert (PRL 122, 230601, 2019, arXiv 1904.08807), periodic driving at frequency
+  Omega = 2 pi / T, j(Omega) the mean rate of J: Var_rate(J) sigma >= 2 (j - Omega dj/dOmega)^2
+  (the derivative at fixed protocol shape; minus sign: faster driving that raises j loosens
+  the bound). Per period, <J>_T = T j(2 pi / T) gives T d<J>_T/dT = T (j - Omega dj/dOmega), so
+  ``periodic_ratio`` = Var J Sigma / (2 (T d<J>_T/dT)^2) >= 1; constant driving has
+  T d<J>_T/dT = <J>_T, the TUR. (The paper's body was not available to this project; the
+  sign is pinned by ``tests/test_thermo_bounds.py``: with + in place of - the relation fails.)
+- Generalised TUR with an effective entropic term (the form of Koyuk, Seifert, Pietzonka,
+  J. Phys. A 52, 02LT02, 2019, arXiv 1809.02113, as derived here; ``generalised_ratio``):
+  Var J Sigma~ / (2 <J>^2) >= 1, Sigma~ = min over pbar of int_0^T sum_edges
+  (W_ij pbar_j - W_ji pbar_i)^2 ln(W_ij p_j / W_ji p_i) / (W_ij p_j - W_ji p_i) dt, pbar a
+  time-independent vector with sum 1 (``effective_entropy``). Proof: in the level-2.5 large
+  deviations of periodic jump processes (Barato et al. 2018) the fluctuation
+  rho = p + eps (p - pbar), j = (1 + eps) j_p obeys continuity and gives J (1 + eps); each
+  edge's rate function is at most (j - j_rho)^2 sigma_e / (4 j_e^2) (Gingrich et al. 2016),
+  with j - j_rho = eps (W_ij pbar_j - W_ji pbar_i). Each edge's local entropy production rate is
+  modified by the factor (current on pbar / current on p)^2; Sigma~ is a quadratic form
+  pbar^T Q pbar, so the minimum is 1 / (1^T Q^-1 1). A weight channel is an edge from j to
+  itself (current (r+_j - r-_j) p_j). With pbar = p_ss, a steady state has Sigma~ <= Sigma: the
+  TUR returns.
 """
 
 import functools
@@ -164,7 +177,8 @@ def _blocks(ring):
 
 
 def _statistics(matrices, durations, increments, channels, step):
-    """mean, variance, Sigma and T d<J>/dT per period (module docstring)."""
+    """mean, variance, Sigma and T d<J>/dT per period (module docstring), and the periodic
+    state pi at the start of the period."""
     n = matrices.shape[-1]
     ring, slope = _period(matrices, durations, increments, channels, step)
     p0, p1, p2, entropy = _blocks(ring)
@@ -177,10 +191,81 @@ def _statistics(matrices, durations, increments, channels, step):
     dp0, dp1, _, _ = _blocks(slope)
     derivative = ones @ dp1 @ pi + ones @ p1 @ group @ dp0 @ pi
     sigma = ones @ entropy @ pi
-    return mean, second - mean**2, sigma, derivative
+    return mean, second - mean**2, sigma, derivative, pi
 
 
-_batched = jax.jit(jnp.vectorize(_statistics, signature="(k,n,n),(k),(n,n),(2,n),()->(),(),(),()"))
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
+_NODES, _WEIGHTS = (_NODES + 1.0) / 2, _WEIGHTS / 2  # on [0, 1]
+_LEVELS = 30  # dyadic levels of the time grid in a piece, down to tau 2^-30
+
+
+def _inverse_log_mean(forward, backward):
+    """ln(a / b) / (a - b) for the forward and backward fluxes of an edge, by the series
+    2 (1 + x^2 / 3) / (a + b), x = (a - b) / (a + b), where |x| < 1e-4 (1 / a at a = b); 0
+    where either is 0 (no edge)."""
+    edge = (forward > 0) & (backward > 0)
+    a, b = jnp.where(edge, forward, 1.0), jnp.where(edge, backward, 1.0)
+    x = (a - b) / (a + b)
+    near = jnp.abs(x) < 1e-4
+    exact = (jnp.log(a) - jnp.log(b)) / jnp.where(near, 1.0, a - b)
+    return jnp.where(edge, jnp.where(near, 2.0 * (1.0 + x**2 / 3.0) / (a + b), exact), 0.0)
+
+
+def _piece_form(matrix, duration, channels, start):
+    """The piece's share of Q (module docstring: Sigma~ = pbar^T Q pbar) and its end state.
+    Per edge, int ln(a/b)/(a - b) dt with a = W_ij p_j(t), b = W_ji p_i(t) by composite
+    Gauss-Legendre (8 nodes) on [0, tau 2^-L] and the dyadic intervals [tau 2^-k, tau 2^-k+1]:
+    the relaxation at the start of a piece is resolved on every time scale. The propagators at
+    the nodes come from two exponentials by squaring: exp(W a (1 + s)) = exp(W a) exp(W a s)."""
+    scale = duration * 2.0**-_LEVELS
+    # exp(W a s_q) at a = tau 2^-L, and exp(W a)
+    propagators = jax.vmap(lambda s: expm(s * matrix))(scale * jnp.append(_NODES, 1.0))
+    nodes, jump = propagators[:-1], propagators[-1]
+
+    def weights(propagators, width):
+        states = propagators @ start  # (q, n)
+        forward = matrix[None] * states[:, None, :]  # W_ij p_j
+        edges = _inverse_log_mean(forward, jnp.swapaxes(forward, -1, -2))
+        loops = _inverse_log_mean(channels[0][None] * states, channels[1][None] * states)
+        return width * jnp.tensordot(_WEIGHTS, edges, 1), width * _WEIGHTS @ loops
+
+    def level(carry, _):
+        nodes, jump, width = carry
+        edges, loops = weights(jump @ nodes, width)
+        return (nodes @ nodes, jump @ jump, 2 * width), (edges, loops)
+
+    edges, loops = weights(nodes, scale)
+    (_, end, _), (more_edges, more_loops) = jax.lax.scan(
+        level, (nodes, jump, scale), None, length=_LEVELS
+    )
+    edges, loops = edges + more_edges.sum(0), loops + more_loops.sum(0)
+    off = 1.0 - jnp.eye(matrix.shape[-1])
+    edges = edges * off
+    drift = channels[0] - channels[1]
+    form = -edges * matrix * matrix.T + jnp.diag((edges * matrix**2).sum(0) + loops * drift**2)
+    return form, end @ start
+
+
+def _effective_entropy(matrices, durations, channels, start):
+    """Sigma~ per period (module docstring) from the periodic state ``start``: Q summed over
+    the pieces, then min over sum(pbar) = 1 of pbar^T Q pbar = 1 / (1^T Q^-1 1)."""
+
+    def piece(state, args):
+        form, end = _piece_form(*args[:2], channels, state)
+        return end, form
+
+    form = jax.lax.scan(piece, start, (matrices, durations))[1].sum(0)
+    return 1.0 / jnp.sum(jnp.linalg.solve(form, jnp.ones(form.shape[-1])))
+
+
+_effective_batched = jax.jit(
+    jnp.vectorize(_effective_entropy, signature="(k,n,n),(k),(2,n),(n)->()")
+)
+
+
+_batched = jax.jit(
+    jnp.vectorize(_statistics, signature="(k,n,n),(k),(n,n),(2,n),()->(),(),(),(),(n)")
+)
 
 
 def periodic_state(
@@ -224,6 +309,7 @@ def current_statistics(
     channels: Float[ArrayLike, "*case 2 n"] | None = None,
     step: float = 1.0,
     n_periods: int | None = None,
+    generalised: bool = False,
 ) -> xr.Dataset:
     """Exact statistics of a current J per period of a piecewise-constant drive (rate matrix
     ``matrices[k]`` for ``durations[k]``; increments ``d[i, j]`` per jump j -> i, antisymmetric;
@@ -231,7 +317,9 @@ def current_statistics(
     docstring): mean, variance, entropy production Sigma, T d<J>/dT, ``tur_ratio`` (Barato-Seifert,
     >= 1 for constant driving) and ``periodic_ratio`` (Koyuk-Seifert 2019, >= 1 always). With
     ``n_periods``, also the exact variance over that many periods from the periodic state (what
-    a simulation of n_periods periods estimates). A leading batch axis gives dimension ``case``.
+    a simulation of n_periods periods estimates). With ``generalised``, also the effective
+    entropy Sigma~ and ``generalised_ratio`` (Koyuk-Seifert-Pietzonka form, >= 1 always; about
+    as costly again as the rest). A leading batch axis gives dimension ``case``.
     """
     matrices = np.asarray(matrices, float)
     if matrices.ndim not in (3, 4):
@@ -262,7 +350,7 @@ def current_statistics(
         jnp.broadcast_to(jnp.asarray(value, float), (*batch, *np.shape(value)[-dims:]))
         for value, dims in ((matrices, 3), (durations, 1), (increments, 2), (channels, 2))
     ) + (jnp.broadcast_to(float(step), batch),)
-    mean, variance, sigma, slope = _batched(*args)
+    mean, variance, sigma, slope, start = _batched(*args)
     product = variance * sigma
     variables = {
         "mean": (mean, "current", "mean of J per period (scaled cumulant, perturbation theory)"),
@@ -288,6 +376,18 @@ def current_statistics(
             finite,
             "current^2",
             f"exact variance of J over {n_periods} periods from the periodic state",
+        )
+    if generalised:
+        effective = _effective_batched(*args[:2], args[3], start)
+        variables["effective_entropy"] = (
+            effective,
+            "k_B",
+            "effective entropy Sigma~ per period, minimised over the effective distribution",
+        )
+        variables["generalised_ratio"] = (
+            variance * effective / (2 * mean**2),
+            "1",
+            "Var J Sigma~ / (2 <J>^2): generalised TUR (Koyuk-Seifert-Pietzonka form), >= 1",
         )
     variables = {k: (np.asarray(v), u, ln) for k, (v, u, ln) in variables.items()}
     return dataset(
