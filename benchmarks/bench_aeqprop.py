@@ -12,12 +12,12 @@ Usage: python benchmarks/bench_aeqprop.py [--repeats 5]
 """
 
 import argparse
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _report import report
 
 from synapse_dyn import rules
 from synapse_dyn.networks import HopfieldNetwork
@@ -38,8 +38,8 @@ def best(function, repeats):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls, the best kept")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.uniform(size=(BATCH, SIZES[0])))
@@ -48,17 +48,21 @@ def main():
     w = net.init(jax.random.key(0))
     ep = rules.EP(0.5, "centered")
     t_ep = best(lambda: rules.batch_estimate(net, w, x, y, ep), args.repeats)
-    print(f"load average {os.getloadavg()}")
-    print(f"centered EP step: {1e3 * t_ep:.1f} ms")
     for tolerance in (1e-11, 1e-6):
         rule = rules.AgnosticEP(1.0, 1e-3, "centered", tolerance=tolerance)
         t = best(lambda rule=rule: rules.batch_estimate(net, w, x, y, rule), args.repeats)
-        phases = rule.phases(net, w, x, y)
-        print(
-            f"AEqProp update (tolerance {tolerance:g}, {int(phases.iterations)} alternations): "
-            f"{1e3 * t:.1f} ms, ratio to EP {t / t_ep:.2f} (target <= 2)"
+        alternations = int(rule.phases(net, w, x, y).iterations)
+        report(
+            "aeqprop",
+            f"784-500-10, batch 20: AEqProp update, tolerance {tolerance:g}",
+            t,
+            "centered EP step",
+            t_ep,
+            t / t_ep,
+            "<= 2",
+            t / t_ep <= 2,
+            f"{alternations} theta-s alternations; best of {args.repeats}",
         )
-    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -9,29 +9,25 @@
    outputs are checked against the MLP (max |difference| printed).
 2. A deep resistive network of 10^5 nodes (2 x 8 inputs, one hidden layer of 99,974 nodes,
    10 outputs: 1.8 million resistors) to its equilibrium by block coordinate descent, against
-   ngspice's operating point on the exported netlist: ``bench_networks.diode`` (ratio =
-   ngspice / ours, disagreement next to the diode model's forward drop), if ngspice is
-   installed; ngspice is stopped after 30 minutes (5 quick) and the ratio printed as a
-   lower bound.
+   ngspice's operating point on the exported netlist, if ngspice is installed:
+   ``bench_networks.diode`` writes that row (under "networks"; ratio = ngspice / ours,
+   disagreement next to the diode model's forward drop); ngspice is stopped after 30 minutes
+   (5 quick) and the ratio printed as a lower bound.
 
 Usage: python benchmarks/bench_circuits.py [--quick]   (quick: 64-128-128-128-10 and a
 10^4-node DRN)
 """
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
 import jax
 import numpy as np
+from _report import report
+from bench_networks import best_of, diode
 
 from synapse_dyn.networks import DiodeNetwork, compile_relu
 from synapse_dyn.networks.spice import ngspice_available
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from bench_networks import best_of, diode  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -57,28 +53,30 @@ def compiled_against_drn(width: int, batch: int = 1000):
     w = drn.init(jax.random.key(0))
     solve = jax.jit(jax.vmap(lambda i: drn.solve(w, i, None, None)))
     theirs = best_of(lambda: jax.block_until_ready(solve(x)))
-    print(
-        f"compiled {'-'.join(map(str, sizes))}: {circuit.n_nodes} nodes, "
-        f"{circuit.resistors.a.size} resistors, {circuit.vcvs.plus.size} VCVS (built in "
-        f"{build:.1f} s); batch {batch}: circuit {ours * 1e3:8.1f} ms, plain DRN "
-        f"{'-'.join(map(str, drn.sizes))} (6 sweeps) {theirs * 1e3:8.1f} ms, "
-        f"ratio {ours / theirs:5.2f} (target < 2); max|circuit - MLP| "
-        f"{np.abs(outputs - h).max():.1e}"
+    report(
+        "circuits",
+        f"ReLU MLP {'-'.join(map(str, sizes))} compiled to a circuit ({circuit.n_nodes} nodes, "
+        f"{circuit.resistors.a.size} resistors, {circuit.vcvs.plus.size} VCVS), batch {batch}",
+        ours,
+        f"plain DRN {'-'.join(map(str, drn.sizes))} (6 sweeps)",
+        theirs,
+        ours / theirs,
+        "< 2",
+        ours / theirs < 2,
+        f"max|circuit - MLP| {np.abs(outputs - h).max():.1e}; circuit built in {build:.1f} s",
     )
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()} on {os.cpu_count()} cores")
     compiled_against_drn(128 if args.quick else 512)
     if not ngspice_available():
         print("DRN against ngspice: ngspice not installed, skipped")
     else:
         hidden = 10_000 - 26 if args.quick else 100_000 - 26
         diode((8, hidden, 10), gain=2.0, timeout=300.0 if args.quick else 1800.0)
-    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

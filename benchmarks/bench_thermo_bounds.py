@@ -12,19 +12,19 @@ N A (time per jump); the ratio printed is that estimate over the exact time (> 1
 faster). The Gillespie estimate covers only the weight current; the information bounds have
 no sampling counterpart at that cost (they need the joint distributions).
 
-CPU time is printed beside wall time: on a shared machine (load average printed) the wall time
-of the exact computation exceeds its CPU time by the contention.
+CPU time is noted beside wall time: on a shared machine (the row's load) the wall time of the
+exact computation exceeds its CPU time by the contention.
 
 Usage: python benchmarks/bench_thermo_bounds.py [--quick] [--error 0.01]
 """
 
 import argparse
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _report import report
 
 from synapse_dyn.analysis import thermodynamics as th
 from synapse_dyn.analysis.figures import fig6b, thermo_bounds
@@ -48,7 +48,7 @@ def activity(matrices, durations, channels, start):
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="500 kernels")
     parser.add_argument("--error", type=float, default=0.01, help="relative standard error")
     options = parser.parse_args()
@@ -106,27 +106,31 @@ def main():
     per_kernel = needed[:: max(n // 200, 1)] * jumps * per_jump
     gillespie = float(np.mean(per_kernel)) * n
 
-    load = os.getloadavg()
-    print(
-        f"kernels: {n}; exact (all quantities): {exact:.1f} s wall, {cpu:.1f} s CPU (first "
-        f"call, with compilation, {first:.1f} s wall); target < 60 s"
+    violations = sum(below.values())
+    report(
+        "thermo_bounds",
+        f"Fig. 6B family, {n} kernels: every exact quantity",
+        exact,
+        f"Gillespie mean and variance to {options.error:.0%} rel. s.e. (estimated)",
+        gillespie,
+        gillespie / exact,
+        "no point below its bound" + ("" if options.quick else ", < 60 s"),
+        violations == 0 and (options.quick or exact < 60),
+        f"{cpu:.1f} s CPU; first call with compilation {first:.1f} s; points below their "
+        f"bound {below}",
     )
-    print(f"points below their bound: {below}")
-    print(
-        f"Gillespie pilot: {n_pilot} trajectories x {jumps.min():.0f} jumps in {pilot_time:.1f} "
-        f"s = {per_jump * 1e9:.0f} ns per jump and trajectory; kurtosis {kurtosis:.2f}"
-    )
-    print(
-        f"jumps per period: median {np.median(jumps):.3g}, max {jumps.max():.3g}; "
-        f"trajectories for {options.error:.0%} relative error: median {np.median(needed):.3g}"
-    )
-    print(
-        f"Gillespie estimate to the same standard error: {gillespie:.3g} s; "
-        f"ratio Gillespie / exact = {gillespie / exact:.3g}"
-    )
-    print(
-        f"load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-        f"on {os.cpu_count()} CPUs"
+    report(
+        "thermo_bounds",
+        f"Gillespie pilot: {n_pilot} trajectories x {jumps.min():.0f} jumps",
+        None,
+        "Gillespie pilot run",
+        pilot_time,
+        None,
+        "-",
+        None,
+        f"{per_jump * 1e9:.0f} ns per jump and trajectory; kurtosis {kurtosis:.2f}; jumps per "
+        f"period median {np.median(jumps):.3g}, max {jumps.max():.3g}; trajectories for "
+        f"{options.error:.0%} rel. error: median {np.median(needed):.3g}",
     )
 
 

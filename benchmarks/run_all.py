@@ -37,6 +37,9 @@ BENCHMARKS = {
     "sde": ("bench_sde.py", [], ["--quick"]),
     "sweeps": ("bench_sweeps.py", [], ["--protocols", "200"]),
     "quantum": ("bench_quantum.py", [], []),
+    "aeqprop": ("bench_aeqprop.py", [], ["--repeats", "1"]),
+    "circuits": ("bench_circuits.py", [], ["--quick"]),
+    "thermo_bounds": ("bench_thermo_bounds.py", [], ["--quick"]),
 }
 LIBRARIES = ("jax", "jaxlib", "numpy", "scipy", "equinox", "diffrax", "lineax", "torch")
 

@@ -2,8 +2,9 @@
 
 ``TrainConfig`` holds every choice as a plain field (a TOML table maps onto it one to one);
 ``train(config)`` builds the task and the network, runs mini-batch SGD with the chosen rule,
-w <- project(w - learning_rate * g_hat), and returns the learning curves as an
-``xarray.Dataset`` over ``epoch`` (epoch 0 is before training).
+w <- project(w - alpha_e g_hat) (optax's ``sgd``, then the substrate's projection), with
+alpha_e = learning_rate * lr_decay^e in epoch e (optax's ``exponential_decay``), and returns
+the learning curves as an ``xarray.Dataset`` over ``epoch`` (epoch 0 is before training).
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import xarray as xr
 
 from synapse_dyn import networks as nw
@@ -330,8 +332,9 @@ class _TCL:
 
 @eqx.filter_jit
 def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size, states=None):
-    """One pass of mini-batch SGD over (x, y), w <- project(w - learning_rate g_hat) per batch
-    (lax.scan over batches; jitted, compiled once per structure). ``key`` shuffles the samples
+    """One pass of mini-batch SGD over (x, y), w <- project(w - learning_rate g_hat) per batch:
+    ``optax.sgd`` makes the step, ``network.project`` the projection (lax.scan over batches;
+    jitted, compiled once per structure). ``key`` shuffles the samples
     and draws random signs; ``key=None`` keeps the given order. With ``states`` (one persistent
     free state per sample, leading axis) each free phase starts from its sample's state, which
     is then replaced by the new free state; ``(w, states)`` is returned in that case."""
@@ -343,9 +346,10 @@ def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size, states=Non
         order = jax.random.permutation(key_order, x.shape[0])[: n_batches * batch_size]
         keys = jax.random.split(key_signs, n_batches)
     index = order.reshape(n_batches, batch_size)
+    optimizer = optax.sgd(learning_rate)
 
     def step(carry, batch):
-        w, states = carry
+        w, optimizer_state, states = carry
         rows, k = batch
         inputs, targets = x[rows], y[rows]
         if states is None:
@@ -354,10 +358,11 @@ def sgd_epoch(network, rule, w, x, y, key, learning_rate, batch_size, states=Non
             start = jax.tree.map(lambda s: s[rows], states)
             g, free = rules.batch_estimate(network, w, inputs, targets, rule, k, start)
             states = jax.tree.map(lambda s, f: s.at[rows].set(f), states, free)
-        w = network.project(jax.tree.map(lambda p, d: p - learning_rate * d, w, g))
-        return (w, states), None
+        updates, optimizer_state = optimizer.update(g, optimizer_state, w)
+        w = network.project(optax.apply_updates(w, updates))
+        return (w, optimizer_state, states), None
 
-    w, states = jax.lax.scan(step, (w, states), (index, keys))[0]
+    w, _, states = jax.lax.scan(step, (w, optimizer.init(w), states), (index, keys))[0]
     return w if states is None else (w, states)
 
 
@@ -459,11 +464,13 @@ def train(
         curves = saved.extra
         history = [{k: float(v[i]) for k, v in curves.items()} for i in range(first + 1)]
     bar.update(first)
+    # per epoch: learning_rate (aeqprop: epsilon) times lr_decay^epoch
+    decay = lambda start: optax.exponential_decay(start, 1, config.lr_decay)  # noqa: E731
+    rates, epsilons = decay(config.learning_rate), decay(config.epsilon)
     for epoch in range(first, config.epochs):
-        rate = jnp.asarray(config.learning_rate * config.lr_decay**epoch)
+        rate = rates(epoch)
         if config.rule == "aeqprop":  # the physics sets the step: alpha = epsilon beta
-            epsilon = jnp.asarray(config.epsilon * config.lr_decay**epoch)
-            rule = eqx.tree_at(lambda r: r.epsilon, rule, epsilon)
+            rule = eqx.tree_at(lambda r: r.epsilon, rule, epsilons(epoch))
             rate = rule.learning_rate
         try:
             if tcl is not None:

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from scipy.integrate import cumulative_trapezoid
+from scipy.stats import sem
 
 from synapse_dyn._checks import require_positive
 from synapse_dyn.io import describe
@@ -78,8 +80,7 @@ def joule_heat(
     if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
         raise ValueError("times must be a strictly increasing 1-D array of at least two times.")
     power = np.asarray(joule_power(incidence, conductances, potentials))
-    steps = np.diff(times)
-    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * steps * (power[1:] + power[:-1]))])
+    cumulative = cumulative_trapezoid(power, times, initial=0.0)
     data = {
         "power": (
             "time",
@@ -104,9 +105,7 @@ def joule_heat(
             per_phase = []
             for phase_mask in (~mask, mask):
                 phase_power = np.where(phase_mask, power, 0.0)
-                phase_heat = np.concatenate(
-                    [[0.0], np.cumsum(0.5 * steps * (phase_power[1:] + phase_power[:-1]))]
-                )
+                phase_heat = cumulative_trapezoid(phase_power, times, initial=0.0)
                 per_phase.append(np.diff(np.interp(bounds, times, phase_heat)))
             data["heat_by_phase"] = (
                 ("cycle", "phase"),
@@ -162,7 +161,7 @@ def total_entropy_production(
 def mean_with_error(samples: Float[ArrayLike, "n ..."]) -> tuple[np.ndarray, np.ndarray]:
     """(mean, standard error) over the first axis."""
     samples = np.asarray(samples, float)
-    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(samples.shape[0])
+    return samples.mean(axis=0), sem(samples, axis=0)
 
 
 def heat_statistics(

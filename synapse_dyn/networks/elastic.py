@@ -8,15 +8,16 @@ their two end nodes are held symmetrically about the edge midpoint at distance l
 (this also fixes translations and rotation). The state x is the positions of all other
 nodes; the outputs are the strains (r_t - l_t)/l_t of the target edges.
 
-Equilibria solve grad F = 0 by Newton's method (dense Jacobians, for small networks), from
-the rest configuration or from ``x0``; a clamp of the target strains is solved as the
-Lagrangian system grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
+Equilibria solve grad F = 0 by Newton's method (optimistix; dense Jacobians, for small
+networks), from the rest configuration or from ``x0``; a clamp of the target strains is solved
+as the Lagrangian system grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
 """
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
 
@@ -216,21 +217,21 @@ class ElasticNetwork(AbstractNetwork):
 
 
 def newton(residual, y0, tolerance: float, steps: int):
-    """Newton's method for residual(y) = 0 with dense Jacobians: ``steps`` iterations, each
-    frozen once the step is below ``tolerance`` (relative to |y|). Differentiable (unrolled);
-    the gradients used for learning come from implicit differentiation instead."""
-
-    def step(_, y):
-        r = residual(y)
-        delta = jnp.linalg.solve(jax.jacfwd(residual)(y), r)
-        done = jnp.linalg.norm(delta) <= tolerance * (1.0 + jnp.linalg.norm(y))
-        return jnp.where(done, y, y - delta)
-
-    y = jax.lax.fori_loop(0, steps, step, y0)
-    r = residual(y)
+    """Newton's method for residual(y) = 0 (``optimistix.Newton``, dense Jacobians), stopping
+    once every component of the step is below tolerance (1 + |y_i|) and of the residual below
+    tolerance, after at most ``steps`` iterations; differentiable by the implicit function
+    theorem. Raises unless |residual| <= sqrt(tolerance) (1 + |y|) at the end."""
+    solution = optx.root_find(
+        lambda y, _: residual(y),
+        optx.Newton(rtol=tolerance, atol=tolerance),
+        y0,
+        max_steps=steps,
+        throw=False,  # a solve that used every step is judged by its residual below
+    )
+    y = solution.value
     return eqx.error_if(
         y,
-        jnp.linalg.norm(r) > jnp.sqrt(tolerance) * (1.0 + jnp.linalg.norm(y)),
+        jnp.linalg.norm(residual(y)) > jnp.sqrt(tolerance) * (1.0 + jnp.linalg.norm(y)),
         "Newton's method did not converge for the elastic network: strains too large for the "
         "rest configuration (lower the input strain or beta), or a floppy network.",
     )
