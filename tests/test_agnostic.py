@@ -66,12 +66,18 @@ def test_first_order_step_is_the_ep_estimate(make, epsilons):
 
 
 def test_secant_is_a_lyapunov_function_at_finite_beta_and_epsilon():
-    """Theorem (secant descent, arXiv:2205.15021): with the homeostatic equilibrium stable,
-    one AEqProp update never increases L(theta) = [Phi(theta, b2) - Phi(theta, b1)]/(b2 - b1);
-    and Phi concave in b gives positive secant <= C(o(s_0)) <= negative secant at every theta.
-    200 random resistor cases per mode, beta in [0.1, 1], epsilon = r / lambda with r in
-    [0.01, 0.5] (lambda: largest eigenvalue of -d2 Phi/d theta2 at b1; epsilon lambda < 1 keeps
-    theta held by the knobs), far enough that the first-order picture fails."""
+    """Theorem (secant descent, arXiv:2205.15021): L(theta) = [Phi(theta, b2) - Phi(theta,
+    b1)]/(b2 - b1) does not increase in one AEqProp update when H_b1(p) = |p - u|^2/(2 eps) +
+    Phi(p, b1) is convex on the segment from theta to theta' (theta is a stationary point of
+    H_b1 by the knob setting, so H_b1(theta') >= H_b1(theta); the joint relaxation lowers
+    H_b2 from theta); and Phi concave in b gives positive secant <= C(o(s_0)) <= negative
+    secant at every theta. 200 random resistor cases per mode, beta in [0.1, 1], epsilon =
+    r / lambda, lambda the largest eigenvalue of -d2 Phi/d theta2 at (theta, b1), r in
+    [0.01, 0.9]: the step is far from the first-order one (up to ~10 times it), and the
+    joint relaxation pulls conductances onto their minimum, where the negative stiffness
+    grows past 1/eps. Where the hypothesis holds (checked at 9 points of the segment) the
+    relaxation converges and the secant never increases; increases, and relaxations that
+    diverge, occur only where it fails (r >~ 0.7); it holds in every case with r <= 0.5."""
     network = resistor()
     n = 200
     keys = jax.random.split(jax.random.key(7), 6)
@@ -81,34 +87,49 @@ def test_secant_is_a_lyapunov_function_at_finite_beta_and_epsilon():
     xs = direction / jnp.linalg.norm(direction, axis=-1, keepdims=True) * radius
     ys = jax.random.uniform(keys[3], (n, 1, 2), minval=-0.5, maxval=0.5)
     betas = jax.random.uniform(keys[4], (n,), minval=0.1, maxval=1.0)
-    ratios = jax.random.uniform(keys[5], (n,), minval=0.01, maxval=0.5)
+    ratios = jax.random.uniform(keys[5], (n,), minval=0.01, maxval=0.9)
 
     def one(mode, w, x, y, beta, ratio):
         b1, b2 = rules.AgnosticEP(beta, 1.0, mode).betas
-        hessian = jax.hessian(lambda w_: primitive(network, w_, x[0], y[0], b1))(w)
-        epsilon = ratio / jnp.max(jnp.linalg.eigvalsh(-hessian))
-        phases = rules.AgnosticEP(beta, epsilon, mode).phases(network, w, x, y)
+        phi = lambda p: primitive(network, p, x[0], y[0], b1)  # noqa: E731
+        epsilon = ratio / jnp.max(jnp.linalg.eigvalsh(-jax.hessian(phi)(w)))
+        rule = rules.AgnosticEP(beta, epsilon, mode, max_iterations=5000)  # slow near r = 1
+        phases = rule.phases(network, w, x, y)
         theta = phases.theta
         first_order = (
             -epsilon * beta * rules.batch_estimate(network, w, x, y, matched_ep(mode, beta))
         )
         deviation = jnp.linalg.norm(theta - w - first_order) / jnp.linalg.norm(first_order)
+        # d2/dt2 H_b1(w + t (theta - w)) at 9 points of the segment
+        step = theta - w
+        along = lambda t: phi(w + t * step)  # noqa: E731
+        curvature = lambda t: jax.jvp(lambda s: jax.jvp(along, (s,), (1.0,))[1], (t,), (1.0,))[1]  # noqa: E731
+        convex = jnp.all(
+            jax.vmap(curvature)(jnp.linspace(0.0, 1.0, 9)) + jnp.sum(step**2) / epsilon > 0
+        )
         secant = lambda p, lo, hi: rules.secant(network, p, x, y, lo, hi)  # noqa: E731
         loss = lambda p: rules.evaluate(network, p, x, y)["loss"][0]  # noqa: E731
         sandwich = jnp.stack(
             [jnp.stack([secant(p, 0.0, beta), loss(p), secant(p, -beta, 0.0)]) for p in (w, theta)]
         )
-        return secant(theta, b1, b2) - secant(w, b1, b2), sandwich, deviation, phases.residual
+        change = secant(theta, b1, b2) - secant(w, b1, b2)
+        return change, sandwich, deviation, phases.residual, convex
 
     for mode in MODES:
         run = jax.jit(jax.vmap(functools.partial(one, mode)))
-        change, sandwich, deviation, residual = run(ws, xs, ys, betas, ratios)
-        assert np.all(np.asarray(residual) < 1e-9), mode
-        assert np.all(np.asarray(change) <= 1e-12), (mode, float(np.max(change)))
-        assert np.all(np.asarray(sandwich[..., 0] - sandwich[..., 1]) <= 1e-12), mode
-        assert np.all(np.asarray(sandwich[..., 1] - sandwich[..., 2]) <= 1e-12), mode
-        # the sample reaches epsilons where the step is not the first-order one
-        assert float(np.max(deviation)) > 0.3, (mode, float(np.max(deviation)))
+        change, sandwich, deviation, residual, convex = map(
+            np.asarray, run(ws, xs, ys, betas, ratios)
+        )
+        held = residual < 1e-9  # else the steps grew: reported as diverged by update()
+        small = np.asarray(ratios) <= 0.5
+        assert np.all(held[small] & convex[small]), mode
+        assert np.all(held | ~convex), mode  # divergence only where the hypothesis fails
+        proven = held & convex
+        assert np.all(change[proven] <= 1e-12), (mode, float(np.max(change[proven])))
+        assert np.all(sandwich[held, :, 0] - sandwich[held, :, 1] <= 1e-12), mode
+        assert np.all(sandwich[held, :, 1] - sandwich[held, :, 2] <= 1e-12), mode
+        # the theorem covers steps far from the first-order one
+        assert float(np.max(deviation[proven])) > 1.0, (mode, float(np.max(deviation[proven])))
 
 
 def joint_forces(network, rule, phases, theta, states, inputs, targets, beta):
