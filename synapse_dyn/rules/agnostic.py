@@ -32,9 +32,13 @@ Joint relaxation (phase 3): every shipped substrate has an energy affine in its 
 feasible box (conductances, stiffnesses >= their minimum) is exactly
 theta = project(u - epsilon dE/dtheta(s)): a conductance that the springs would pull below
 its minimum rests on that bound, as a physical one does. Phase 3 alternates this exact
-theta-block with the network's own (exact or warm-started) equilibrium solve of s; each block
-step lowers F. For other network types the theta-block is minimised by optimistix (BFGS),
-then projected. The alternation converges at the rate epsilon lambda, lambda the largest
+theta-block with one exact block step of s (a sweep of a layered network, each layer its
+exact minimiser; the network's own solve otherwise), warm-started; each block step lowers F.
+For the Hopfield network theta = u + (epsilon / B) sum_k s_up,k s_low,k^T is a rank-B update
+of the knob and stays factored during the relaxation (a product W s costs O(B n), not the
+O(n_up n_low) of forming theta), so an update costs about one EP step plus a few small
+sweeps. For other network types the theta-block is minimised by optimistix (BFGS), then
+projected. The alternation converges at the rate epsilon lambda, lambda the largest
 eigenvalue of -d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine
 energy): the knob spring must be stiffer than the network's negative parameter stiffness,
 epsilon lambda < 1, the same condition that makes the homeostatic equilibrium stable.
@@ -73,7 +77,8 @@ _GROWING = 8
 class AgnosticPhases(eqx.Module):
     """One AEqProp update of a batch: the states of the three phases (leading batch axis),
     the knob u, the new parameters theta', and the joint relaxation's last fixed-point step
-    max |theta_(k+1) - theta_k| (``residual``) after ``iterations`` alternations."""
+    max(|theta_(k+1) - theta_k|, |s_(k+1) - s_k|) (``residual``; for the factored Hopfield
+    weights a Cauchy-Schwarz bound of it) after ``iterations`` alternations."""
 
     free: PyTree[Array]
     homeostatic: PyTree[Array]
@@ -87,8 +92,8 @@ class AgnosticPhases(eqx.Module):
 class AgnosticEP(AbstractRule):
     """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
     stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
-    The joint relaxation stops when a fixed-point step is below ``tolerance`` (1 + max |theta|)
-    and fails loudly after ``max_iterations`` alternations."""
+    The joint relaxation stops when a fixed-point step of (theta, s) is below ``tolerance``
+    (1 + max |u|) and fails loudly after ``max_iterations`` alternations."""
 
     strength: Float[Array, ""]
     epsilon: Float[Array, ""]
