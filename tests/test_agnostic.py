@@ -66,12 +66,18 @@ def test_first_order_step_is_the_ep_estimate(make, epsilons):
 
 
 def test_secant_is_a_lyapunov_function_at_finite_beta_and_epsilon():
-    """Theorem (secant descent, arXiv:2205.15021): with the homeostatic equilibrium stable,
-    one AEqProp update never increases L(theta) = [Phi(theta, b2) - Phi(theta, b1)]/(b2 - b1);
-    and Phi concave in b gives positive secant <= C(o(s_0)) <= negative secant at every theta.
-    200 random resistor cases per mode, beta in [0.1, 1], epsilon = r / lambda with r in
-    [0.01, 0.5] (lambda: largest eigenvalue of -d2 Phi/d theta2 at b1; epsilon lambda < 1 keeps
-    theta held by the knobs), far enough that the first-order picture fails."""
+    """Theorem (secant descent, arXiv:2205.15021): L(theta) = [Phi(theta, b2) - Phi(theta,
+    b1)]/(b2 - b1) does not increase in one AEqProp update when H_b1(p) = |p - u|^2/(2 eps) +
+    Phi(p, b1) is convex on the segment from theta to theta' (theta is a stationary point of
+    H_b1 by the knob setting, so H_b1(theta') >= H_b1(theta); the joint relaxation lowers
+    H_b2 from theta); and Phi concave in b gives positive secant <= C(o(s_0)) <= negative
+    secant at every theta. 200 random resistor cases per mode, beta in [0.1, 1], epsilon =
+    r / lambda, lambda the largest eigenvalue of -d2 Phi/d theta2 at (theta, b1), r in
+    [0.01, 0.9]: the step is far from the first-order one (up to ~10 times it), and the
+    joint relaxation pulls conductances onto their minimum, where the negative stiffness
+    grows past 1/eps. Where the hypothesis holds (checked at 9 points of the segment) the
+    relaxation converges and the secant never increases; increases, and relaxations that
+    diverge, occur only where it fails (r >~ 0.7); it holds in every case with r <= 0.5."""
     network = resistor()
     n = 200
     keys = jax.random.split(jax.random.key(7), 6)
@@ -81,34 +87,49 @@ def test_secant_is_a_lyapunov_function_at_finite_beta_and_epsilon():
     xs = direction / jnp.linalg.norm(direction, axis=-1, keepdims=True) * radius
     ys = jax.random.uniform(keys[3], (n, 1, 2), minval=-0.5, maxval=0.5)
     betas = jax.random.uniform(keys[4], (n,), minval=0.1, maxval=1.0)
-    ratios = jax.random.uniform(keys[5], (n,), minval=0.01, maxval=0.5)
+    ratios = jax.random.uniform(keys[5], (n,), minval=0.01, maxval=0.9)
 
     def one(mode, w, x, y, beta, ratio):
         b1, b2 = rules.AgnosticEP(beta, 1.0, mode).betas
-        hessian = jax.hessian(lambda w_: primitive(network, w_, x[0], y[0], b1))(w)
-        epsilon = ratio / jnp.max(jnp.linalg.eigvalsh(-hessian))
-        phases = rules.AgnosticEP(beta, epsilon, mode).phases(network, w, x, y)
+        phi = lambda p: primitive(network, p, x[0], y[0], b1)  # noqa: E731
+        epsilon = ratio / jnp.max(jnp.linalg.eigvalsh(-jax.hessian(phi)(w)))
+        rule = rules.AgnosticEP(beta, epsilon, mode, max_iterations=5000)  # slow near r = 1
+        phases = rule.phases(network, w, x, y)
         theta = phases.theta
         first_order = (
             -epsilon * beta * rules.batch_estimate(network, w, x, y, matched_ep(mode, beta))
         )
         deviation = jnp.linalg.norm(theta - w - first_order) / jnp.linalg.norm(first_order)
+        # d2/dt2 H_b1(w + t (theta - w)) at 9 points of the segment
+        step = theta - w
+        along = lambda t: phi(w + t * step)  # noqa: E731
+        curvature = lambda t: jax.jvp(lambda s: jax.jvp(along, (s,), (1.0,))[1], (t,), (1.0,))[1]  # noqa: E731
+        convex = jnp.all(
+            jax.vmap(curvature)(jnp.linspace(0.0, 1.0, 9)) + jnp.sum(step**2) / epsilon > 0
+        )
         secant = lambda p, lo, hi: rules.secant(network, p, x, y, lo, hi)  # noqa: E731
         loss = lambda p: rules.evaluate(network, p, x, y)["loss"][0]  # noqa: E731
         sandwich = jnp.stack(
             [jnp.stack([secant(p, 0.0, beta), loss(p), secant(p, -beta, 0.0)]) for p in (w, theta)]
         )
-        return secant(theta, b1, b2) - secant(w, b1, b2), sandwich, deviation, phases.residual
+        change = secant(theta, b1, b2) - secant(w, b1, b2)
+        return change, sandwich, deviation, phases.residual, convex
 
     for mode in MODES:
         run = jax.jit(jax.vmap(functools.partial(one, mode)))
-        change, sandwich, deviation, residual = run(ws, xs, ys, betas, ratios)
-        assert np.all(np.asarray(residual) < 1e-9), mode
-        assert np.all(np.asarray(change) <= 1e-12), (mode, float(np.max(change)))
-        assert np.all(np.asarray(sandwich[..., 0] - sandwich[..., 1]) <= 1e-12), mode
-        assert np.all(np.asarray(sandwich[..., 1] - sandwich[..., 2]) <= 1e-12), mode
-        # the sample reaches epsilons where the step is not the first-order one
-        assert float(np.max(deviation)) > 0.3, (mode, float(np.max(deviation)))
+        change, sandwich, deviation, residual, convex = map(
+            np.asarray, run(ws, xs, ys, betas, ratios)
+        )
+        held = residual < 1e-9  # else the steps grew: reported as diverged by update()
+        small = np.asarray(ratios) <= 0.5
+        assert np.all(held[small] & convex[small]), mode
+        assert np.all(held | ~convex), mode  # divergence only where the hypothesis fails
+        proven = held & convex
+        assert np.all(change[proven] <= 1e-12), (mode, float(np.max(change[proven])))
+        assert np.all(sandwich[held, :, 0] - sandwich[held, :, 1] <= 1e-12), mode
+        assert np.all(sandwich[held, :, 1] - sandwich[held, :, 2] <= 1e-12), mode
+        # the theorem covers steps far from the first-order one
+        assert float(np.max(deviation[proven])) > 1.0, (mode, float(np.max(deviation[proven])))
 
 
 def joint_forces(network, rule, phases, theta, states, inputs, targets, beta):
@@ -181,17 +202,31 @@ class _GenericResistor(nw.ResistorNetwork):
     goes to optimistix."""
 
 
-def test_generic_minimiser_agrees_with_the_closed_form():
-    exact = resistor()
-    generic = _GenericResistor(exact.graph, [0, 1], [3, 4], ground_nodes=[2])
+class _GenericHopfield(nw.HopfieldNetwork):
+    """A Hopfield network outside the closed-form list: dense theta, optimistix."""
+
+
+@pytest.mark.parametrize("which", ["resistor", "hopfield"])
+def test_generic_minimiser_agrees_with_the_closed_form(which):
+    """The joint relaxation with the theta-block minimised by optimistix (BFGS, dense theta)
+    lands on the closed-form one: the resistor's projected minimiser, the Hopfield network's
+    factored rank-B form (theta never formed during the relaxation)."""
+    if which == "resistor":
+        exact = resistor()
+        generic = _GenericResistor(exact.graph, [0, 1], [3, 4], ground_nodes=[2])
+        epsilon = 0.2
+    else:
+        exact = hopfield()
+        generic = _GenericHopfield((4, 6, 3), free_sweeps=60, nudged_sweeps=60, gain=1.0)
+        epsilon = 0.05
     w = exact.init(jax.random.key(1))
-    x = jax.random.uniform(jax.random.key(2), (2, 2))
-    y = jax.random.uniform(jax.random.key(3), (2, 2))
-    rule = rules.AgnosticEP(0.5, 0.2, "centered")
-    a = rule.phases(exact, w, x, y).theta
-    b = rule.phases(generic, w, x, y).theta
-    np.testing.assert_allclose(b, a, rtol=1e-8)
-    assert float(jnp.max(jnp.abs(a - w))) > 1e-3
+    x = jax.random.uniform(jax.random.key(2), (2, exact.n_inputs))
+    y = jax.random.uniform(jax.random.key(3), (2, exact.n_outputs))
+    rule = rules.AgnosticEP(0.5, epsilon, "centered")
+    a = flat(rule.phases(exact, w, x, y).theta)
+    b = flat(rule.phases(generic, w, x, y).theta)
+    np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-12)
+    assert float(jnp.max(jnp.abs(a - flat(w)))) > 1e-3
 
 
 def test_update_matches_the_physical_step_and_bad_input():
@@ -256,22 +291,52 @@ def test_physical_time_agrees_with_the_exact_phases_and_keeps_the_first_law():
 
 
 def test_centered_aeqprop_trains_the_digits_as_centered_ep():
-    """examples/hopfield_aeqprop.toml (Hopfield 64-64-10, centered, beta 1, epsilon 0.05) for 6
-    of its 15 epochs against centered EP with the same nudges (beta_EP = 0.5) and learning
-    rate epsilon beta = 0.05: test accuracy >= 88% and within 1 point of EP's. (The full 15
-    epochs reach 96.7% for both: docs/aeqprop.md.)"""
+    """examples/hopfield_aeqprop.toml (Hopfield 64-64-10, centered, beta 1, epsilon 0.05, 15
+    epochs) against centered EP with the same nudges (beta_EP = 0.5) and learning rate
+    epsilon beta = 0.05: test accuracy >= 95% and within 1 point of EP's."""
     import dataclasses
     import pathlib
 
     from synapse_dyn import experiments
+    from synapse_dyn.analysis.figures.aeqprop import DIGITS
     from synapse_dyn.training import train
 
     path = pathlib.Path(__file__).parents[1] / "examples" / "hopfield_aeqprop.toml"
-    config = dataclasses.replace(experiments.parse(path.read_text()), epochs=6)
+    config = experiments.parse(path.read_text())
+    figure = experiments.from_table(DIGITS, "digits")
+    assert dataclasses.replace(figure, epochs=config.epochs) == config
     explicit = dataclasses.replace(
         config, rule="ep", variant="centered", beta=config.beta / 2, learning_rate=0.05
     )
     agnostic = train(config, progress=False)["test_accuracy"].values
     ep = train(explicit, progress=False)["test_accuracy"].values
-    assert agnostic[-1] >= 0.88, agnostic
+    assert agnostic[-1] >= 0.95, agnostic
     assert abs(agnostic[-1] - ep[-1]) <= 0.01, (agnostic, ep)
+
+
+def test_centered_aeqprop_trains_iris_on_the_diode_network():
+    """examples/diode_aeqprop.toml (diode network 4-32-3 at input gain 2, centered, beta 2,
+    epsilon 0.06 decaying 0.99 per epoch, 200 epochs): >= 93% test accuracy on the shipped
+    Iris split, and within two test samples of centered EP with the same nudges (beta_EP = 1)
+    and learning rate epsilon beta. The figure trains the same configuration."""
+    import dataclasses
+    import pathlib
+
+    from synapse_dyn import experiments
+    from synapse_dyn.analysis.figures.aeqprop import IRIS
+    from synapse_dyn.training import train
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "diode_aeqprop.toml"
+    config = experiments.parse(path.read_text())
+    assert dataclasses.replace(experiments.from_table(IRIS, "iris"), epochs=config.epochs) == config
+    explicit = dataclasses.replace(
+        config,
+        rule="ep",
+        variant="centered",
+        beta=config.beta / 2,
+        learning_rate=config.epsilon * config.beta,
+    )
+    agnostic = train(config, progress=False)["test_accuracy"].values
+    ep = train(explicit, progress=False)["test_accuracy"].values
+    assert agnostic[-1] >= 0.93, agnostic[-30:]
+    assert abs(agnostic[-1] - ep[-1]) <= 2 / 45 + 1e-9, (agnostic[-10:], ep[-10:])

@@ -20,7 +20,7 @@ from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.simulate.agnostic import AgnosticProtocol
 from synapse_dyn.training import TrainConfig, train
 
-# The two tasks' settings, as in examples/hopfield_aeqprop.toml and examples/diode_ep.toml
+# The two tasks' settings, as in examples/hopfield_aeqprop.toml and examples/diode_aeqprop.toml
 # (written here so an installed copy, without the repository's examples, draws the figure).
 DIGITS = {
     "kind": "train",
@@ -46,14 +46,14 @@ IRIS = {
     "rule": "aeqprop",
     "mode": "centered",
     "beta": 2.0,
-    "epsilon": 0.01,
+    "epsilon": 0.06,
     "cost": "mse",
     "task": "iris",
     "hidden": [32],
-    "input_gain": 4.0,
+    "input_gain": 2.0,
     "free_sweeps": 8,
     "nudged_sweeps": 8,
-    "lr_decay": 1.0,
+    "lr_decay": 0.99,
     "batch_size": 4,
     "seed": 1,
 }
@@ -62,14 +62,13 @@ METHODS = [f"aeqprop {m}" for m in MODES] + [f"ep {v}" for v in MODES.values()] 
 
 
 def _configs(task: str, quick: bool):
-    """(base AEqProp configuration, epochs) of a task; Iris at the small epsilon the diode
-    network's knobs can hold."""
+    """(base AEqProp configuration, epochs) of a task."""
     if task == "digits":
         base = experiments.from_table(DIGITS, "digits")
         epochs = 3 if quick else 15
     else:
         base = experiments.from_table(IRIS, "iris")
-        epochs = 3 if quick else 40
+        epochs = 3 if quick else 200
     if quick:
         base = dataclasses.replace(base, test_fraction=0.5)
     return dataclasses.replace(base, epochs=epochs)

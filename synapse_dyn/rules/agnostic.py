@@ -32,9 +32,13 @@ Joint relaxation (phase 3): every shipped substrate has an energy affine in its 
 feasible box (conductances, stiffnesses >= their minimum) is exactly
 theta = project(u - epsilon dE/dtheta(s)): a conductance that the springs would pull below
 its minimum rests on that bound, as a physical one does. Phase 3 alternates this exact
-theta-block with the network's own (exact or warm-started) equilibrium solve of s; each block
-step lowers F. For other network types the theta-block is minimised by optimistix (BFGS),
-then projected. The alternation converges at the rate epsilon lambda, lambda the largest
+theta-block with one exact block step of s (a sweep of a layered network, each layer its
+exact minimiser; the network's own solve otherwise), warm-started; each block step lowers F.
+For the Hopfield network theta = u + (epsilon / B) sum_k s_up,k s_low,k^T is a rank-B update
+of the knob and stays factored during the relaxation (a product W s costs O(B n), not the
+O(n_up n_low) of forming theta), so an update costs about one EP step plus a few small
+sweeps. For other network types the theta-block is minimised by optimistix (BFGS), then
+projected. The alternation converges at the rate epsilon lambda, lambda the largest
 eigenvalue of -d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine
 energy): the knob spring must be stiffer than the network's negative parameter stiffness,
 epsilon lambda < 1, the same condition that makes the homeostatic equilibrium stable.
@@ -51,7 +55,13 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from synapse_dyn._checks import require_positive
 from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
-from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, SoftNudge
+from synapse_dyn.networks._base import (
+    DEFAULT_COST,
+    AbstractCost,
+    AbstractNetwork,
+    SoftNudge,
+)
+from synapse_dyn.networks.layered import AbstractLayeredNetwork
 
 from ._base import AbstractRule
 
@@ -67,7 +77,8 @@ _GROWING = 8
 class AgnosticPhases(eqx.Module):
     """One AEqProp update of a batch: the states of the three phases (leading batch axis),
     the knob u, the new parameters theta', and the joint relaxation's last fixed-point step
-    max |theta_(k+1) - theta_k| (``residual``) after ``iterations`` alternations."""
+    max(|theta_(k+1) - theta_k|, |s_(k+1) - s_k|) (``residual``; for the factored Hopfield
+    weights a Cauchy-Schwarz bound of it) after ``iterations`` alternations."""
 
     free: PyTree[Array]
     homeostatic: PyTree[Array]
@@ -81,8 +92,8 @@ class AgnosticPhases(eqx.Module):
 class AgnosticEP(AbstractRule):
     """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
     stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
-    The joint relaxation stops when a fixed-point step is below ``tolerance`` (1 + max |theta|)
-    and fails loudly after ``max_iterations`` alternations."""
+    The joint relaxation stops when a fixed-point step of (theta, s) is below ``tolerance``
+    (1 + max |u|) and fails loudly after ``max_iterations`` alternations."""
 
     strength: Float[Array, ""]
     epsilon: Float[Array, ""]
@@ -151,36 +162,54 @@ class AgnosticEP(AbstractRule):
         knob = jax.tree.map(
             lambda p, d: p + self.epsilon * d, w, network.batch_current(homeostatic, w, inputs)
         )
-        theta_block = _theta_block(network, self.epsilon, knob, inputs)
+        block = _theta_block(network, self.epsilon, knob, inputs)
+        factored = type(network) is HopfieldNetwork  # theta(s) factored, never formed
+        if factored:
+            theta_of, axes = (
+                _hopfield_block(knob, self.epsilon, inputs),
+                {"weights": None, "biases": 0},
+            )
+            theta = theta_of(None, homeostatic)  # = w
+        else:
+            theta_of, axes, theta = block, None, w
+        threshold = self.tolerance * (1.0 + _max_abs(knob))
+        # one exact block step of s per alternation (theta may be factored: no input checks)
+        layered = isinstance(network, AbstractLayeredNetwork)
+        relax_once = network.sweep if layered else network.solve
 
         def alternate(carry):
             theta, states, step, first, growing, k = carry
-            states = relax(theta, beta_2, states)
-            new = theta_block(theta, states)
-            change = _max_abs(jax.tree.map(jnp.subtract, new, theta))
+            relaxed = jax.vmap(
+                lambda p, i, y, s: relax_once(p, i, SoftNudge(beta_2, y, self.cost), s),
+                in_axes=(axes, 0, 0, 0),
+            )(theta, inputs, targets, states)
+            new = theta_of(theta, relaxed)
+            change = jnp.maximum(_step(theta, new), _step(states, relaxed))
+            states = relaxed
             first = jnp.where(k == 0, change, first)
             return new, states, change, first, jnp.where(change > step, growing + 1, 0), k + 1
 
         def running(carry):
-            theta, _, step, first, growing, k = carry
-            converged = step <= self.tolerance * (1.0 + _max_abs(theta))
+            _, _, step, first, growing, k = carry
             # a contraction's steps shrink: steps growing 8 times in a row to ten times the
             # first one (or NaN) diverge
             diverging = ((growing >= _GROWING) & (step > 10 * first)) | (
                 (k > 0) & ~jnp.isfinite(step)
             )
-            return ~converged & ~diverging & (k < self.max_iterations)
+            return (step > threshold) & ~diverging & (k < self.max_iterations)
 
         inf, zero = jnp.asarray(jnp.inf), jnp.asarray(0)
-        start = (w, free, inf, inf, zero, zero)
+        start = (theta, free, inf, inf, zero, zero)
         theta, nudged, step, _, _, k = jax.lax.while_loop(running, alternate, start)
+        if factored:
+            theta = block(w, nudged)
         return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
         """g_hat = (theta - theta') / (epsilon beta), the batch's physical step divided by
         its learning rate; fails (under jit too) if the joint relaxation did not converge."""
         result = self.phases(network, w, inputs, targets, x0)
-        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(result.theta)))
+        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(result.knob)))
         stopped = result.iterations < self.max_iterations  # early: the steps grew (diverging)
         decade = jnp.floor(jnp.log10(jnp.nan_to_num(result.residual, nan=1e3, posinf=1e3)))
         index = jnp.clip(decade, _DECADES[0], _DECADES[-1]) - _DECADES[0]
@@ -214,6 +243,76 @@ class AgnosticEP(AbstractRule):
 
 def _max_abs(tree) -> Float[Array, ""]:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+class _Crossbar(eqx.Module):
+    """W = base + scale left^T right (left (B, n_up), right (B, n_low)), never formed:
+    W @ v = base @ v + scale left^T (right v) costs O(B (n_up + n_low)) besides base @ v
+    (``base`` None: 0, for a product computed once outside the relaxation)."""
+
+    base: Array | None
+    left: Array
+    right: Array
+    scale: Array
+
+    def __matmul__(self, v):
+        low_rank = self.scale * (self.left.T @ (self.right @ v))
+        return low_rank if self.base is None else self.base @ v + low_rank
+
+    @property
+    def T(self) -> "_Crossbar":
+        return _Crossbar(
+            None if self.base is None else self.base.T, self.right, self.left, self.scale
+        )
+
+
+def _hopfield_block(knob, epsilon, inputs):
+    """The Hopfield network's exact theta-block, theta = u - epsilon dE/dtheta(states) with
+    dE/dW_k = -mean s_(k+1) s_k^T, dE/db_k = -mean s_k: each W_k = u_k + (epsilon / B)
+    S_(k+1)^T S_k is a rank-B update of the knob, kept factored (``_Crossbar``), so an
+    alternation costs O(B) products with the states instead of forming theta twice. The
+    knob's drive of the first layer, u_0 x (x clamped), is constant through the relaxation:
+    it is computed once and folded into each example's first bias (batch axis on the
+    biases)."""
+    scale = epsilon / inputs.shape[0]
+    bases = (None, *knob["weights"][1:])
+    rows = inputs.shape[0]
+    drive = (
+        inputs @ knob["weights"][0].T,
+        *(jnp.zeros((rows, b.size)) for b in knob["biases"][1:]),
+    )
+
+    def theta(_, states):
+        below = (inputs, *states[:-1])
+        return {
+            "weights": tuple(
+                _Crossbar(u, up, low, scale)
+                for u, up, low in zip(bases, states, below, strict=True)
+            ),
+            "biases": tuple(
+                u[None] + d + epsilon * jnp.mean(s, axis=0)[None]
+                for u, d, s in zip(knob["biases"], drive, states, strict=True)
+            ),
+        }
+
+    return theta
+
+
+def _step(old, new) -> Float[Array, ""]:
+    """max |new - old| over the parameters; for a factored crossbar its Cauchy-Schwarz bound
+    scale (max_i |dL_:i| max_j |R'_:j| + max_i |L_:i| max_j |dR_:j|) (column norms over the
+    batch), which the loop's stopping test then applies to the formed matrices too."""
+
+    def one(a, b):
+        if not isinstance(a, _Crossbar):
+            return jnp.max(jnp.abs(b - a))
+        norm = lambda m: jnp.max(jnp.linalg.norm(m, axis=0))  # noqa: E731
+        return a.scale * (
+            norm(b.left - a.left) * norm(b.right) + norm(a.left) * norm(b.right - a.right)
+        )
+
+    crossbar = lambda p: isinstance(p, _Crossbar)  # noqa: E731
+    return jnp.max(jnp.stack(jax.tree.leaves(jax.tree.map(one, old, new, is_leaf=crossbar))))
 
 
 def _theta_block(network, epsilon, knob, inputs):
