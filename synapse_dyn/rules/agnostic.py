@@ -55,12 +55,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from synapse_dyn._checks import require_positive
 from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
-from synapse_dyn.networks._base import (
-    DEFAULT_COST,
-    AbstractCost,
-    AbstractNetwork,
-    SoftNudge,
-)
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, SoftNudge
 from synapse_dyn.networks.layered import AbstractLayeredNetwork
 
 from ._base import AbstractRule
@@ -278,9 +273,9 @@ def _hopfield_block(knob, epsilon, inputs):
     knob's drive of the first layer, u_0 x (x clamped), is constant through the relaxation:
     it is computed once and folded into each example's first bias (batch axis on the
     biases)."""
-    scale = epsilon / inputs.shape[0]
-    bases = (None, *knob["weights"][1:])
     rows = inputs.shape[0]
+    scale = epsilon / rows
+    bases = (None, *knob["weights"][1:])
     drive = (
         inputs @ knob["weights"][0].T,
         *(jnp.zeros((rows, b.size)) for b in knob["biases"][1:]),
@@ -303,9 +298,9 @@ def _hopfield_block(knob, epsilon, inputs):
 
 
 def _step(old, new) -> Float[Array, ""]:
-    """max |new - old| over the parameters; for a factored crossbar its Cauchy-Schwarz bound
+    """max |new - old| over the parameters; for a factored crossbar the Cauchy-Schwarz bound
     scale (max_i |dL_:i| max_j |R'_:j| + max_i |L_:i| max_j |dR_:j|) (column norms over the
-    batch), which the loop's stopping test then applies to the formed matrices too."""
+    batch) of the formed matrices' max |new - old|."""
 
     def one(a, b):
         if not isinstance(a, _Crossbar):
