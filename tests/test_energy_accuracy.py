@@ -25,7 +25,7 @@ BASE = training.TrainConfig(
     learning_rate=5.0,
     beta=0.5,
     eta=0.5,
-    tau_rest=10.0,
+    tau_rest=10.0,  # EP and CpL only here: a short rest keeps the rest heat from dominating
 )
 # seeds whose random graphs have 38 edges: one compilation for all of them
 SEEDS = [s for s in range(40) if random_graph(16, s).n_edges == 38][:10]

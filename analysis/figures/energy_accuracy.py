@@ -18,7 +18,9 @@ COLOURS = {"tcl": "C0", "ep": "C1", "cpl": "C2"}
 
 
 def config(quick: bool) -> training.TrainConfig:
-    """Resistor regression; the TCL protocol's durations set every method's phases."""
+    """Resistor regression; the TCL protocol's durations (``TrainConfig`` defaults: the rest
+    must be long for the input switch to stay inside the dead zone, else TCL learns from the
+    switch) set every method's phases."""
     return training.TrainConfig(
         substrate="resistor",
         task="regression",
@@ -30,7 +32,6 @@ def config(quick: bool) -> training.TrainConfig:
         learning_rate=5.0,
         beta=0.5,
         eta=0.5,
-        tau_rest=10.0,
     )
 
 

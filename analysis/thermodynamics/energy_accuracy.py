@@ -99,30 +99,28 @@ def learning_energy(
     tcl = training._TCL(config, network, w, task, rule) if method == "tcl" else None  # noqa: SLF001
     memory = MarkovLadder(0.1) if memory is None else memory
     period = config.tau_rest + config.tau_fast + config.tau_slow
-    housekeeping = float(steady_dissipation(memory, [0.0]).dissipation[0]) * period
+    housekeeping = float(steady_dissipation(memory, 0.0).dissipation[0]) * period  # kT
+    housekeeping *= float(method == "tcl")  # explicit EP and CpL hold no memories
     n_parameters = sum(p.size for p in jax.tree.leaves(w))
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     batches = len(x) // config.batch_size
     loss = [training.metrics(network, w, task, rule.cost)["test_loss"]]
-    joule, memory_heat = [0.0], [0.0]
+    heats, size = [], config.batch_size
     for epoch in range(config.epochs):
         rate = config.learning_rate * config.lr_decay**epoch
-        size = config.batch_size
-        heat = sum(
-            cycle_heat(
-                method,
-                network,
-                w,
-                x[k * size : (k + 1) * size],
-                y[k * size : (k + 1) * size],
-                rule,
-                config,
+        heats.append(
+            sum(
+                cycle_heat(
+                    method,
+                    network,
+                    w,
+                    x[k * size : (k + 1) * size],
+                    y[k * size : (k + 1) * size],
+                    rule,
+                    config,
+                )
+                for k in range(batches)
             )
-            for k in range(batches)
-        )
-        joule.append(joule[-1] + heat)
-        memory_heat.append(
-            memory_heat[-1] + (batches * n_parameters * housekeeping if tcl is not None else 0.0)
         )
         if tcl is not None:
             w = tcl.epoch(w, epoch, jnp.asarray(rate))
@@ -131,7 +129,8 @@ def learning_energy(
                 network, rule, w, x, y, None, jnp.asarray(rate), config.batch_size
             )
         loss.append(training.metrics(network, w, task, rule.cost)["test_loss"])
-    joule, memory_heat = np.array(joule), np.array(memory_heat)
+    joule = np.cumsum([0.0, *heats])
+    memory_heat = np.arange(config.epochs + 1) * batches * n_parameters * housekeeping
     ds = xr.Dataset(
         {
             "test_loss": ("epoch", np.array(loss), {"units": "1", "long_name": "test loss"}),

@@ -55,12 +55,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from synapse_dyn._checks import require_positive
 from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
-from synapse_dyn.networks._base import (
-    DEFAULT_COST,
-    AbstractCost,
-    AbstractNetwork,
-    SoftNudge,
-)
+from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, SoftNudge
 from synapse_dyn.networks.layered import AbstractLayeredNetwork
 
 from ._base import AbstractRule
@@ -77,8 +72,8 @@ _GROWING = 8
 class AgnosticPhases(eqx.Module):
     """One AEqProp update of a batch: the states of the three phases (leading batch axis),
     the knob u, the new parameters theta', and the joint relaxation's last fixed-point step
-    max(|theta_(k+1) - theta_k|, |s_(k+1) - s_k|) (``residual``; for the factored Hopfield
-    weights a Cauchy-Schwarz bound of it) after ``iterations`` alternations."""
+    max |theta_(k+1) - theta_k| (``residual``; for the factored Hopfield weights a
+    Cauchy-Schwarz bound of it) after ``iterations`` alternations."""
 
     free: PyTree[Array]
     homeostatic: PyTree[Array]
@@ -92,8 +87,9 @@ class AgnosticPhases(eqx.Module):
 class AgnosticEP(AbstractRule):
     """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
     stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
-    The joint relaxation stops when a fixed-point step of (theta, s) is below ``tolerance``
-    (1 + max |u|) and fails loudly after ``max_iterations`` alternations."""
+    The joint relaxation stops when a fixed-point step of theta is below ``tolerance``
+    (1 + max |u|) and ends with one alternation using the network's own solve of s; it fails
+    loudly after ``max_iterations`` alternations."""
 
     strength: Float[Array, ""]
     epsilon: Float[Array, ""]
@@ -177,15 +173,17 @@ class AgnosticEP(AbstractRule):
         layered = isinstance(network, AbstractLayeredNetwork)
         relax_once = network.sweep if layered else network.solve
 
-        def alternate(carry):
-            theta, states, step, first, growing, k = carry
-            relaxed = jax.vmap(
-                lambda p, i, y, s: relax_once(p, i, SoftNudge(beta_2, y, self.cost), s),
+        def relax(solver, theta, states):
+            return jax.vmap(
+                lambda p, i, y, s: solver(p, i, SoftNudge(beta_2, y, self.cost), s),
                 in_axes=(axes, 0, 0, 0),
             )(theta, inputs, targets, states)
-            new = theta_of(theta, relaxed)
-            change = jnp.maximum(_step(theta, new), _step(states, relaxed))
-            states = relaxed
+
+        def alternate(carry):
+            theta, states, step, first, growing, k = carry
+            states = relax(relax_once, theta, states)
+            new = theta_of(theta, states)
+            change = _step(theta, new)
             first = jnp.where(k == 0, change, first)
             return new, states, change, first, jnp.where(change > step, growing + 1, 0), k + 1
 
@@ -200,9 +198,10 @@ class AgnosticEP(AbstractRule):
 
         inf, zero = jnp.asarray(jnp.inf), jnp.asarray(0)
         start = (theta, free, inf, inf, zero, zero)
-        theta, nudged, step, _, _, k = jax.lax.while_loop(running, alternate, start)
-        if factored:
-            theta = block(w, nudged)
+        theta, states, step, _, _, k = jax.lax.while_loop(running, alternate, start)
+        # converged: a last alternation with the network's own solve of s, theta' formed
+        nudged = relax(network.solve, theta, states)
+        theta = block(w if factored else theta, nudged)
         return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
@@ -274,9 +273,9 @@ def _hopfield_block(knob, epsilon, inputs):
     knob's drive of the first layer, u_0 x (x clamped), is constant through the relaxation:
     it is computed once and folded into each example's first bias (batch axis on the
     biases)."""
-    scale = epsilon / inputs.shape[0]
-    bases = (None, *knob["weights"][1:])
     rows = inputs.shape[0]
+    scale = epsilon / rows
+    bases = (None, *knob["weights"][1:])
     drive = (
         inputs @ knob["weights"][0].T,
         *(jnp.zeros((rows, b.size)) for b in knob["biases"][1:]),
@@ -299,9 +298,9 @@ def _hopfield_block(knob, epsilon, inputs):
 
 
 def _step(old, new) -> Float[Array, ""]:
-    """max |new - old| over the parameters; for a factored crossbar its Cauchy-Schwarz bound
+    """max |new - old| over the parameters; for a factored crossbar the Cauchy-Schwarz bound
     scale (max_i |dL_:i| max_j |R'_:j| + max_i |L_:i| max_j |dR_:j|) (column norms over the
-    batch), which the loop's stopping test then applies to the formed matrices too."""
+    batch) of the formed matrices' max |new - old|."""
 
     def one(a, b):
         if not isinstance(a, _Crossbar):
