@@ -170,10 +170,9 @@ class AgnosticEP(AbstractRule):
             theta_of, axes, theta = block, None, w
         threshold = self.tolerance * (1.0 + _max_abs(knob))
         # one exact block step of s per alternation (theta may be factored: no input checks)
-        layered = isinstance(network, AbstractLayeredNetwork)
-        relax_once = network.sweep if layered else network.solve
+        relax_once = network.sweep if isinstance(network, AbstractLayeredNetwork) else network.solve
 
-        def relax(solver, theta, states):
+        def settle(solver, theta, states):
             return jax.vmap(
                 lambda p, i, y, s: solver(p, i, SoftNudge(beta_2, y, self.cost), s),
                 in_axes=(axes, 0, 0, 0),
@@ -181,7 +180,7 @@ class AgnosticEP(AbstractRule):
 
         def alternate(carry):
             theta, states, step, first, growing, k = carry
-            states = relax(relax_once, theta, states)
+            states = settle(relax_once, theta, states)
             new = theta_of(theta, states)
             change = _step(theta, new)
             first = jnp.where(k == 0, change, first)
@@ -200,7 +199,7 @@ class AgnosticEP(AbstractRule):
         start = (theta, free, inf, inf, zero, zero)
         theta, states, step, _, _, k = jax.lax.while_loop(running, alternate, start)
         # converged: a last alternation with the network's own solve of s, theta' formed
-        nudged = relax(network.solve, theta, states)
+        nudged = settle(network.solve, theta, states)
         theta = block(w if factored else theta, nudged)
         return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
 
