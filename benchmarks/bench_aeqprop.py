@@ -3,9 +3,10 @@
 targets), timed in the same run after compilation. EP(beta_EP = 0.5, centered) and
 AgnosticEP(beta = 1, centered) use the same two nudges (+-0.5); epsilon = 1e-3 keeps the
 knobs holding the weights (epsilon lambda < 1; lambda ~ |x|^2 ~ 260 here). The AEqProp update
-is the free phase, the homeostatic phase and the joint theta-s relaxation (alternations of 4
-warm-started sweeps and the exact theta-block until the fixed-point step is below the
-tolerance), so its cost grows with the number of alternations, printed too.
+is the free phase, the homeostatic phase and the joint theta-s relaxation (alternations of one
+warm-started sweep and the exact theta-block, kept factored as the knob plus a rank-B update,
+until the fixed-point step is below the tolerance, then one full solve), so its cost grows
+with the number of alternations, printed too.
 Ratio = AEqProp time / EP time (target <= 2).
 
 Usage: python benchmarks/bench_aeqprop.py [--repeats 5]
