@@ -104,6 +104,28 @@ def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     assert "config" in ds.attrs and ds.amplitude_min.attrs["model_units"] == "current_unit"
 
 
+def test_fig4c_learning_onset_reaches_the_bound(fig4c_quick):
+    """The learning onset (first A with dw/A > fig4c.ONSET_FRACTION) gives a range within 1%
+    of ln(tau_s/tau_f) from tau_f/tau_K = 10, where the fitted range falls short."""
+    ds = fig4c_quick
+    x = np.log(ds.tau_slow / ds.tau_fast).values
+    onset = np.log(ds.onset_range).values
+    ratio = (ds.tau_fast / ds.attrs["kernel_timescale"]).values
+    chosen = (x > np.log(2)) & (ratio >= 10)
+    assert chosen.sum() >= 20
+    assert np.all(onset[chosen] >= 0.99 * x[chosen])
+    fitted = np.log(ds.learning_range).values
+    assert np.min(fitted[chosen] / x[chosen]) < 0.95
+    # the onset is where dw/A crosses the fraction, between the neighbouring amplitudes
+    k = int(np.flatnonzero(chosen)[0])
+    curve = ds.isel(protocol=k)
+    slope = (curve.dw / curve.amplitude).values
+    below = curve.amplitude.values < float(curve.amplitude_onset)
+    assert np.all(slope[below & (curve.amplitude.values > 0)] <= fig4c.ONSET_FRACTION)
+    assert slope[~below][0] > fig4c.ONSET_FRACTION
+    assert ds.amplitude_onset.attrs["model_units"] == "current_unit"
+
+
 def test_timescale_figure_reference_values():
     tau_k = 0.05
     ds = figS_timescale.compute(
