@@ -104,6 +104,28 @@ def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     assert "config" in ds.attrs and ds.amplitude_min.attrs["model_units"] == "current_unit"
 
 
+def test_fig4c_learning_onset_reaches_the_bound(fig4c_quick):
+    """The learning onset (first A with dw/A > fig4c.ONSET_FRACTION) gives a range within 1%
+    of ln(tau_s/tau_f) from tau_f/tau_K = 10, where the fitted range falls short."""
+    ds = fig4c_quick
+    x = np.log(ds.tau_slow / ds.tau_fast).values
+    onset = np.log(ds.onset_range).values
+    ratio = (ds.tau_fast / ds.attrs["kernel_timescale"]).values
+    chosen = (x > np.log(2)) & (ratio >= 10)
+    assert chosen.sum() >= 20
+    assert np.all(onset[chosen] >= 0.99 * x[chosen])
+    fitted = np.log(ds.learning_range).values
+    assert np.min(fitted[chosen] / x[chosen]) < 0.95
+    # the onset is where dw/A crosses the fraction, between the neighbouring amplitudes
+    k = int(np.flatnonzero(chosen)[0])
+    curve = ds.isel(protocol=k)
+    slope = (curve.dw / curve.amplitude).values
+    below = curve.amplitude.values < float(curve.amplitude_onset)
+    assert np.all(slope[below & (curve.amplitude.values > 0)] <= fig4c.ONSET_FRACTION)
+    assert slope[~below][0] > fig4c.ONSET_FRACTION
+    assert ds.amplitude_onset.attrs["model_units"] == "current_unit"
+
+
 def test_timescale_figure_reference_values():
     tau_k = 0.05
     ds = figS_timescale.compute(
@@ -157,3 +179,31 @@ def test_response_curves_compile_once_per_configuration():
         chunk=2,
     )
     assert _curves._cache_size() == before  # new thresholds and amplitudes reuse the compiled sweep
+
+
+def test_fig6b_exact_kernel_area_equals_fine_quadrature():
+    """The exact area of the recipe's kernel (linear solves on the rate matrix) equals the
+    area from the step response propagated exactly on a 40x finer grid (m1 by parts,
+    trapezoid), while the authors' rectangle rule on dt = 1e-4 overshoots: the kernel peaks
+    at t = 0. The figure's dataset holds both conventions."""
+    import jax.numpy as jnp
+
+    from synapse_dyn.analysis.figures import fig6b
+    from synapse_dyn.synapses.markov import MarkovLadder
+
+    ladders = fig6b.random_ladders(1, seed=6)
+    for k in range(0, 50, 10):
+        memory = MarkovLadder(ladders["gamma"][k], ladders["rate_factor"][k])
+        step = ladders["step"][k]
+        t, u = memory.step_response(step, n_samples=400_001)
+        change = u - u[0]
+        fine = -change[-1] / (t[-1] * change[-1] - jnp.trapezoid(change, t))
+        exact = float(fig6b.exact_kernel_area(memory, step))
+        np.testing.assert_allclose(exact, float(fine), rtol=1e-6)
+        kernel = memory.kernel(step)
+        rectangle = float(kernel.dt * jnp.sum(kernel.values))
+        assert abs(rectangle - exact) > 1e-2 * abs(exact)
+    ds = fig6b.compute(n_batches=1, chunk=50, progress=False)
+    assert {"kernel_area_rectangle", "threshold_rectangle", "offset_rectangle"} <= set(ds)
+    expected = np.abs(-50 / 15 + ds.kernel_area * (10 + 25))
+    np.testing.assert_allclose(ds.threshold, expected, rtol=1e-12)

@@ -84,7 +84,7 @@ def test_cycle_response_agrees_with_the_memory_ode(memory, g):
     current = shapes @ amplitudes + memory.setpoint  # (knot, synapse)
     z0 = memory.steady_state(jnp.asarray(current[0]))
     response = cycle_response(memory, times, shapes, resolution=0.05 / 8, substeps=48)
-    z1, integral = response(g, jnp.asarray(amplitudes), z0)
+    z1, integral, _ = response(g, jnp.asarray(amplitudes), z0)
     for k in range(current.shape[1]):
         knots = np.r_[times[:3], times[3] + 1e-9, times[4:]]  # the jump, as a steep ramp
         signal = P.PiecewiseLinear(jnp.asarray(knots), jnp.asarray(current[:, k]), periodic=False)
@@ -106,7 +106,7 @@ def test_cycle_response_survives_very_long_pieces():
         np.array([[0.0, 1.0, 0.0]]).T,
         0.05 / 8,
     )
-    z1, _ = response(DeadZone(1e-12), jnp.ones((1, 1)), jnp.zeros((1, 3)))
+    z1, _, _ = response(DeadZone(1e-12), jnp.ones((1, 1)), jnp.zeros((1, 3)))
     np.testing.assert_allclose(z1[0], 0.05 * np.arange(1, 4) / length, rtol=1e-6)
 
 

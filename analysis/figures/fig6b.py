@@ -55,18 +55,47 @@ def random_ladders(n_batches: int, seed: int) -> dict[str, np.ndarray]:
     return {"gamma": gamma, "rate_factor": rate_factor, "step": step}
 
 
+def exact_kernel_area(memory, step, base=0.0, window=1.0):
+    """The area I = -Delta u / m1 of the recipe's kernel K = -u' / m1 on [0, window] from the
+    exact step response, by linear solves instead of samples: with A the rate matrix after
+    the step, p(t) = p_inf + e^(A t) d0 (d0 = p(0) - p_inf, zero sum), u - u(0) = -c.(p - p(0)),
+        Delta u = -c.(e^(A W) - 1) d0,
+        m1 = integral_0^W t u' dt = W Delta u - integral_0^W (u - u(0)) dt
+           = W Delta u + c.(x - W d0),  A x = (e^(A W) - 1) d0, sum(x) = 0.
+    The sampled kernel (dt = 1e-4) peaks at t = 0, where the rectangle rule of the authors'
+    code adds dt K(0) / 2 to this area."""
+    matrix = memory.rate_matrix(base + step)
+    start = memory.steady_state(base)
+    decay = memory.steady_state(base + step) - start
+    d0 = -decay
+    grown = jax.scipy.linalg.expm(matrix * window) @ d0 - d0
+    c = memory.observable
+    change = -c @ grown
+    # A is singular (probability conservation): append the zero-sum condition
+    system = jnp.concatenate([matrix, jnp.ones((1, matrix.shape[0]))])
+    x = jnp.linalg.lstsq(system, jnp.append(grown, 0.0))[0]
+    first = window * change + c @ (x - window * d0)
+    return -change / first
+
+
 @functools.partial(jax.jit, static_argnames="n_grid")
 def _chunk(gamma, rate_factor, step, amplitude, n_grid):
-    """(kernel area, dw/A_max over the sweep, dissipation) for a chunk of ladders."""
+    """Per ladder of a chunk: the exact and the rectangle-rule kernel areas, the dead zone
+    and dw/A_max over the sweep for each, and the dissipation."""
 
     def one(gamma, rate_factor, step):
-        kernel = MarkovLadder(gamma, rate_factor).kernel(step)
-        area = kernel.area
-        threshold = jnp.abs(-AMPLITUDE_MAX / TAU_SLOW + area * (MEAN + AMPLITUDE_MAX / 2))
+        memory = MarkovLadder(gamma, rate_factor)
+        kernel = memory.kernel(step)
+        areas = jnp.stack([exact_kernel_area(memory, step), kernel.dt * jnp.sum(kernel.values)])
+        thresholds = jnp.abs(-AMPLITUDE_MAX / TAU_SLOW + areas * (MEAN + AMPLITUDE_MAX / 2))
         n_wraps = wraps_needed(kernel, SHAPE.period)
-        update = cycle_update(kernel, DeadZone(threshold), SHAPE, amplitude, MEAN, n_grid, n_wraps)
+        updates = jax.vmap(
+            lambda theta: cycle_update(
+                kernel, DeadZone(theta), SHAPE, amplitude, MEAN, n_grid, n_wraps
+            )
+        )(thresholds)
         dissipation = entropy_production_rate(esa_rate_matrix(0.0, gamma, rate_factor))
-        return area, update / AMPLITUDE_MAX, dissipation
+        return areas, thresholds, updates / AMPLITUDE_MAX, dissipation
 
     return jax.vmap(one)(gamma, rate_factor, step)
 
@@ -113,9 +142,21 @@ class LadderResponse(sweeps.AbstractExperiment):
                 "steady-state entropy production rate at s = 0 (5 Markov times = 1 time)",
             ),
             "kernel_area": sweeps.Output(
-                (), "float64", "1 / time", "kernel area I (first moment -1)"
+                (), "float64", "1 / time", "kernel area I (first moment -1), exact"
+            ),
+            "kernel_area_rectangle": sweeps.Output(
+                (), "float64", "1 / time", "kernel area by the authors' rectangle rule, dt = 1e-4"
+            ),
+            "threshold": sweeps.Output(
+                (), "float64", "current / time", "dead zone theta_g from the exact area"
+            ),
+            "threshold_rectangle": sweeps.Output(
+                (), "float64", "current / time", "dead zone theta_g from the rectangle-rule area"
             ),
             "dw": sweeps.Output(("amplitude",), "float64", "1", "update per cycle dw / A_max"),
+            "dw_rectangle": sweeps.Output(
+                ("amplitude",), "float64", "1", "dw / A_max with the rectangle-rule dead zone"
+            ),
         }
 
     def coords(self):
@@ -135,10 +176,18 @@ class LadderResponse(sweeps.AbstractExperiment):
         return self
 
     def __call__(self, points):
-        area, update, dissipation = _chunk(
+        areas, thresholds, updates, dissipation = _chunk(
             points["gamma"], points["rate_factor"], points["step"], self.amplitudes, self.n_grid
         )
-        return {"dissipation": dissipation, "kernel_area": area, "dw": update}
+        return {
+            "dissipation": dissipation,
+            "kernel_area": areas[:, 0],
+            "kernel_area_rectangle": areas[:, 1],
+            "threshold": thresholds[:, 0],
+            "threshold_rectangle": thresholds[:, 1],
+            "dw": updates[:, 0],
+            "dw_rectangle": updates[:, 1],
+        }
 
     def finish(self, ds):
         return ds
@@ -184,13 +233,17 @@ def compute(
         title="fig6b kernels",
     )
     n = ds.sizes["kernel"]
-    offset = offsets(sweep / AMPLITUDE_MAX, ds.dw.values)
     ds = ds.assign(
         offset=(
             "kernel",
-            offset,
+            offsets(sweep / AMPLITUDE_MAX, ds.dw.values),
             {"units": "1", "long_name": "offset error: intercept of dw/A_max against A/A_max"},
-        )
+        ),
+        offset_rectangle=(
+            "kernel",
+            offsets(sweep / AMPLITUDE_MAX, ds.dw_rectangle.values),
+            {"units": "1", "long_name": "offset error with the rectangle-rule dead zone"},
+        ),
     ).assign_coords(kernel=("kernel", np.arange(n), {"units": "1", "long_name": "kernel index"}))
     config = {
         "figure": "fig6b",

@@ -14,10 +14,15 @@ from synapse_dyn.io import describe
 BETA = 0.05
 
 
-def compute(quick: bool = False, progress: bool = True):
+def problem():
+    """(network, parameters, inputs, targets, rule) of the figure."""
     network = nw.ResistorNetwork(nw.random_graph(25, seed=5), [0, 1], [7, 8], ground_nodes=[2])
-    w = network.init(jax.random.key(3))
     inputs, targets = jnp.array([[1.0, -0.6]]), jnp.array([[0.25, 0.1]])
+    return network, network.init(jax.random.key(3)), inputs, targets, rules.EP(BETA, "positive")
+
+
+def compute(quick: bool = False, progress: bool = True):
+    network, w, inputs, targets, rule = problem()
     grid = (
         dict(kernel_ratios=(2, 100), slow_ratios=(3, 100), network_ratios=(None,))
         if quick
@@ -27,9 +32,7 @@ def compute(quick: bool = False, progress: bool = True):
             network_ratios=(None, 0.01, 0.3),
         )
     )
-    ds = timescale_map(
-        network, w, inputs, targets, rules.EP(BETA, "positive"), progress=progress, **grid
-    )
+    ds = timescale_map(network, w, inputs, targets, rule, progress=progress, **grid)
     config = {
         "figure": "figS_tcl_timescales",
         "beta": BETA,

@@ -40,7 +40,8 @@ def simulate(
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
     seed: int = 0,
     levels: int = 9,
-    substeps: int = 6,
+    substeps: int = 12,
+    quadrature_rtol: float | None = 1e-3,
     saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-8,
@@ -72,8 +73,10 @@ def simulate(
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
       between them, and the linear memory is propagated exactly (``cycle_response``: matrix
       exponentials, once per configuration), the weights integrating g(u) with ``substeps``
-      graded intervals per stretch between the protocol's corners (docs/tcl.md for the
-      accuracy). Parameters are projected
+      graded intervals per stretch between the protocol's corners, doubled per chunk of
+      cycles until the error estimate (the rule against its embedded rule on every other
+      node, ``TCLRun.quadrature_error``) is below ``quadrature_rtol`` (None: fixed
+      ``substeps``; docs/tcl.md for the accuracy). Parameters are projected
       onto their physical range after every cycle. With ``checkpoint=PATH`` the state and the
       records so far are saved (after a chunk of 25 cycles, at most every 5 s, and at the
       end; arrays and a JSON header, no pickle) with the configuration's fingerprint;
@@ -156,6 +159,7 @@ def simulate(
             seed=seed,
             levels=levels,
             substeps=substeps,
+            quadrature_rtol=quadrature_rtol,
             progress=progress,
             checkpoint=checkpoint,
             resume=resume,

@@ -2,6 +2,7 @@
 mode (exact linear memory between nudge levels) and the relaxation mode (the network state
 as an ODE variable)."""
 
+import functools
 import warnings
 
 import diffrax
@@ -14,6 +15,7 @@ from jaxtyping import Array, Float
 from synapse_dyn._checks import (
     require_finite,
     require_in_range,
+    require_positive,
 )
 from synapse_dyn._progress import tqdm
 from synapse_dyn.networks.resistor import Thevenin
@@ -23,6 +25,9 @@ from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
 
 from .checkpoint import Checkpointer, _check_finite, _diverged
+
+# the most substeps the adaptive quadrature refines to (each doubling compiles a new cycle)
+MAX_SUBSTEPS = 48
 
 
 class Schedule(eqx.Module):
@@ -139,6 +144,9 @@ class TCLRun(eqx.Module):
     energy: Float[Array, " cycles"]
     parameter_norm: Float[Array, " cycles"]
     update_norm: Float[Array, " cycles"]  # |w_(k+1) - w_k|, the parameter change of the cycle
+    # |Delta w - Delta w_embedded| / |Delta w|: the quadrature's error estimate (NaN in
+    # mode="relaxation", which diffrax solves to its own tolerance)
+    quadrature_error: Float[Array, " cycles"]
     state: tuple
     t1: float
 
@@ -173,6 +181,7 @@ def _simulate_network(
     seed,
     levels,
     substeps,
+    quadrature_rtol,
     progress,
     checkpoint,
     resume,
@@ -202,6 +211,8 @@ def _simulate_network(
             "levels must be an integer >= 2 (the free state and at least the full "
             f"perturbation), got {levels!r}."
         )
+    if quadrature_rtol is not None:
+        require_positive("quadrature_rtol", quadrature_rtol)
     if thermal is not None and mode != "relaxation":
         raise ValueError(
             "thermal noise acts on the network state, which is an ODE variable only in "
@@ -255,11 +266,12 @@ def _simulate_network(
     run = (synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles)
     if mode == "relaxation":
         return _relax(*run, integrator)
-    configuration = (synapse, protocol, network, rule, schedule, levels, substeps, first, seed)
+    quadrature = (substeps, quadrature_rtol)
+    configuration = (synapse, protocol, network, rule, schedule, levels, quadrature, first, seed)
     saver = Checkpointer(
         checkpoint, (configuration, state0 if state0 is not None else w_start), period
     )
-    return _quasistatic(*run, levels, substeps, progress, saver, resume)
+    return _quasistatic(*run, levels, quadrature, progress, saver, resume)
 
 
 def _warn_regimes(synapses, protocol, network, rule, schedule, w, mode, first):
@@ -322,10 +334,13 @@ def _record(network, rule, w, inputs, targets, free, w_next):
     loss = jax.vmap(rule.cost)(outputs, targets)
     correct = jnp.argmax(outputs, axis=-1) == jnp.argmax(targets, axis=-1)
     energy = jax.vmap(lambda x, i: network.energy(x, w, i))(free, inputs)
-    norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(w)))
-    change = jax.tree.leaves(jax.tree.map(jnp.subtract, w_next, w))
-    update = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in change))
-    return jnp.stack([jnp.mean(loss), jnp.mean(correct), jnp.mean(energy), norm, update])
+    update = _norm(jax.tree.map(jnp.subtract, w_next, w))
+    return jnp.stack([jnp.mean(loss), jnp.mean(correct), jnp.mean(energy), _norm(w), update])
+
+
+def _norm(tree):
+    """The Euclidean norm of all leaves of a pytree together."""
+    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
 
 
 def _knots(protocol: AbstractProtocol, levels: int, blend: float):
@@ -417,9 +432,9 @@ def _quasistatic_chunk(
             return response(syn.nonlinearity, [*amplitudes, switch_s], z_)
 
         propagated = _each(propagate, synapse, responses, z, switch, *level_currents)
-        w_new = network.project(
-            _each(lambda syn, w_, p: w_ - syn.learning_rate * p[1] / signed, synapse, w, propagated)
-        )
+        step = _each(lambda syn, p: syn.learning_rate * p[1] / signed, synapse, propagated)
+        w_new = network.project(jax.tree.map(jnp.subtract, w, step))
+        embedded = _each(lambda syn, p: syn.learning_rate * p[2] / signed, synapse, propagated)
         # the network settles under the new parameters; their change is slow next to the
         # memory (weights move little per cycle), which follows the current it causes. Both
         # free states of the next batch are relaxed alike (from the solver's initial state),
@@ -436,7 +451,8 @@ def _quasistatic_chunk(
         )
         z_new = _each(lambda syn, p, d: syn.memory.follow(p[0], d), synapse, propagated, drift)
         record = _record(network, rule, w, inputs, targets, free, w_new)
-        return (z_new, w_new, free_next, arriving_next, gain_next), record
+        error = _norm(jax.tree.map(jnp.subtract, step, embedded)) / jnp.maximum(_norm(step), 1e-300)
+        return (z_new, w_new, free_next, arriving_next, gain_next), jnp.append(record, error)
 
     z, w, free = carry
     arriving, gain = settle(w, schedule.inputs[schedule.rows(cycles[0] + 1)])
@@ -465,7 +481,7 @@ def _quasistatic(
     first,
     n_cycles,
     levels,
-    substeps,
+    quadrature,
     progress,
     saver,
     resume,
@@ -474,12 +490,17 @@ def _quasistatic(
     period = float(protocol.period)
     times, weights, ramp, corners = _knots(protocol, levels, schedule.blend)
     shapes = np.concatenate([weights, ramp[:, None]], axis=1)
-    responses = _each(
-        lambda syn: cycle_response(
-            syn.memory, times, shapes, syn.memory.kernel().timescale / 8, substeps, corners
-        ),
-        synapse,
-    )
+    substeps, rtol = quadrature
+
+    @functools.cache
+    def responses(n):
+        return _each(
+            lambda syn: cycle_response(
+                syn.memory, times, shapes, syn.memory.kernel().timescale / 8, n, corners
+            ),
+            synapse,
+        )
+
     saved = saver.resume(first, n_cycles) if resume else None
     if saved is None:
         initial = _initial_state(synapse, network, schedule, w, first)
@@ -494,22 +515,43 @@ def _quasistatic(
     todo = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     for start, stop in tqdm(todo, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = np.arange(start, stop)
-        try:
-            following, record = _quasistatic_chunk(
-                synapse,
-                network,
-                rule,
-                schedule,
-                levels,
-                responses,
-                carry,
-                cycles,
-                signs[cycles],
-                _has_thevenin(network),
-            )
-        except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
-            _diverged(
-                _runtime_message(error), start, start + len(cycles), saver, carry, records, start
+        # adaptive quadrature: each chunk from ``substeps``, doubled until the error estimate
+        # of every cycle is below rtol (a chunk's result does not depend on earlier chunks'
+        # refinements, so a resumed run repeats the uninterrupted one)
+        n = substeps
+        while True:
+            try:
+                following, record = _quasistatic_chunk(
+                    synapse,
+                    network,
+                    rule,
+                    schedule,
+                    levels,
+                    responses(n),
+                    carry,
+                    cycles,
+                    signs[cycles],
+                    _has_thevenin(network),
+                )
+            except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
+                _diverged(
+                    _runtime_message(error),
+                    start,
+                    start + len(cycles),
+                    saver,
+                    carry,
+                    records,
+                    start,
+                )
+            worst = float(np.nanmax(np.asarray(record)[:, -1]))
+            if rtol is None or not worst > rtol or n >= MAX_SUBSTEPS:
+                break
+            n *= 2
+        if rtol is not None and worst > rtol:
+            warnings.warn(
+                f"cycles {start}-{stop - 1}: quadrature error estimate {worst:.2g} > "
+                f"quadrature_rtol = {rtol:g} at {n} substeps (the most); see run.quadrature_error.",
+                stacklevel=3,
             )
         _check_finite(following, np.asarray(record), start, saver, carry, records)
         carry = following
@@ -576,4 +618,4 @@ def _relax(
         cycles, jax.tree.map(lambda a: a[:-1], ws), jax.tree.map(lambda a: a[1:], ws)
     )
     final = jax.tree.map(lambda a: a[-1], (xs, zs, ws))
-    return TCLRun(starts[:-1], *np.asarray(records).T, final, t1)
+    return TCLRun(starts[:-1], *np.asarray(records).T, np.full(n_cycles, np.nan), final, t1)
