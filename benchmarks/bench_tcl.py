@@ -5,7 +5,10 @@ and timed after a warm-up in the same run. Target: a TCL cycle costs at most 3 E
 Both compute each phase's batch-mean current as one contraction; the TCL cycle adds
 levels - 1 perturbed relaxations, a second free relaxation of the next batch (under the
 updated parameters) and, per synapse, the exact memory propagation with g integrated on
-(substeps + 1) nodes per stretch (docs/tcl.md).
+(substeps + 1) nodes per stretch, with the embedded error estimate and, by default, the
+substeps doubled until it is below quadrature_rtol (docs/tcl.md). Two settings: the default
+(levels 9, substeps from 12, quadrature_rtol 1e-3) and a coarse fixed one (levels 3,
+substeps 4, no refinement).
 
     python benchmarks/bench_tcl.py [--cycles 200] [--mnist PATH]
 
@@ -31,7 +34,15 @@ from synapse_dyn.synapses import DeadZone, EColiCascade, Synapse
 jax.config.update("jax_enable_x64", True)
 
 
-def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, inputs=None):
+SETTINGS = {
+    "default quadrature (levels 9, adaptive substeps)": {},
+    "coarse fixed quadrature (levels 3, substeps 4)": dict(
+        levels=3, substeps=4, quadrature_rtol=None
+    ),
+}
+
+
+def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, quadrature, inputs=None):
     """(seconds per EP step, seconds per TCL cycle)."""
     network = nw.HopfieldNetwork(sizes, free_sweeps=free_sweeps, nudged_sweeps=nudged_sweeps)
     w = network.init(jax.random.key(0))
@@ -54,8 +65,7 @@ def measure(sizes, batch, free_sweeps, nudged_sweeps, cycles, levels, substeps, 
         network=network,
         rule=rule,
         task=Schedule(x, y, batch),
-        levels=levels,
-        substeps=substeps,
+        **quadrature,
     )
     warm = simulate(synapse, protocol, t1=25 * 100.0, w0=w, **common)  # compile (25-cycle chunks)
     start = time.perf_counter()
@@ -81,12 +91,12 @@ def main():
         ((784, 500, 10), 20, 20, 4, "MNIST-size 784-500-10, batch 20"),
     ]
     for sizes, batch, free, nudged, label in cases:
-        for levels, substeps in [(9, 6), (3, 4)]:  # the default, and a coarser one
+        for setting, quadrature in SETTINGS.items():
             inputs = images if sizes[0] == 784 else None
-            ep, tcl = measure(sizes, batch, free, nudged, args.cycles, levels, substeps, inputs)
+            ep, tcl = measure(sizes, batch, free, nudged, args.cycles, quadrature, inputs)
             report(
                 "tcl",
-                f"{label}, levels {levels}, substeps {substeps}: TCL cycle",
+                f"{label}, {setting}: TCL cycle",
                 tcl,
                 "EP step (sgd_epoch)",
                 ep,
@@ -99,8 +109,7 @@ def main():
                 gpu = jax.default_backend() == "gpu"
                 report(
                     "tcl",
-                    f"full-size Fig. 3 epoch (500 cycles, {data}), levels {levels}, "
-                    f"substeps {substeps}",
+                    f"full-size Fig. 3 epoch (500 cycles, {data}), {setting}",
                     500 * tcl,
                     "EP epoch",
                     500 * ep,

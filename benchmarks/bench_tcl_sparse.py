@@ -1,5 +1,5 @@
 """Network-level TCL on large sparse resistor lattices (10^3 to 10^5 nodes): one quasi-static
-TCL cycle (EP, random sign, batch 1, the default levels 9 and substeps 6, ``SparseDirect``)
+TCL cycle (EP, random sign, batch 1, the default levels 9 and quadrature, ``SparseDirect``)
 against one sparse factorisation plus solve of the same network (SciPy SuperLU with the same
 ordering, timed in the same run). A cycle solves the next two batches and the Thevenin
 columns G = A^-1 E under its new parameters with one factorisation, and takes every nudge
