@@ -309,9 +309,11 @@ def test_fig6b_on_dask_matches_its_compiled_function(client):
         fig6b._chunk(*(c[start : start + 100] for c in columns), amplitudes, 2**13)
         for start in (0, 100)
     ]
-    area, dw, dissipation = (np.concatenate(column) for column in zip(*parts, strict=True))
-    np.testing.assert_array_equal(ds.kernel_area.values, area)
-    np.testing.assert_array_equal(ds.dw.values, dw)
+    areas, _, dws, dissipation = (np.concatenate(column) for column in zip(*parts, strict=True))
+    np.testing.assert_array_equal(ds.kernel_area.values, areas[:, 0])  # exact; [:, 1] rectangle
+    np.testing.assert_array_equal(ds.kernel_area_rectangle.values, areas[:, 1])
+    np.testing.assert_array_equal(ds.dw.values, dws[:, 0])
+    np.testing.assert_array_equal(ds.dw_rectangle.values, dws[:, 1])
     np.testing.assert_array_equal(ds.dissipation.values, dissipation)
-    offset = fig6b.offsets(fig6b.amplitudes() / fig6b.AMPLITUDE_MAX, dw)
+    offset = fig6b.offsets(fig6b.amplitudes() / fig6b.AMPLITUDE_MAX, dws[:, 0])
     np.testing.assert_array_equal(ds.offset.values, offset)
