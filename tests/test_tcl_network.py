@@ -233,10 +233,12 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
 
     net, w, inputs, targets = hopfield
     protocol = P.Sawtooth(1.0, 9.0)
-    common = dict(
+    common = dict(  # fixed substeps: the adaptive rule chooses them per 25-cycle chunk, so a
+        # restart inside a chunk (t = 150, cycle 15) would differ at the quadrature tolerance
         network=net,
         rule=rules.EP(0.5, "random"),
         task=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2),
+        quadrature_rtol=None,
     )
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.1)
     whole = simulate(
@@ -253,7 +255,9 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
     np.testing.assert_allclose(
         jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12
     )
-    np.testing.assert_allclose(resumed.update_norm, whole.update_norm[15:], rtol=1e-9)
+    np.testing.assert_allclose(  # atol: rounding of the near-zero updates in the dead zone
+        resumed.update_norm, whole.update_norm[15:], rtol=1e-9, atol=1e-12 * whole.update_norm.max()
+    )
     moved = jnp.sqrt(
         sum(
             jnp.sum((a - b) ** 2)
