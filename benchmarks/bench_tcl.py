@@ -5,10 +5,8 @@ and timed after a warm-up in the same run. Target: a TCL cycle costs at most 3 E
 Both compute each phase's batch-mean current as one contraction; the TCL cycle adds
 levels - 1 perturbed relaxations, a second free relaxation of the next batch (under the
 updated parameters) and, per synapse, the exact memory propagation with g integrated on
-(substeps + 1) nodes per stretch, with the embedded error estimate and, by default, the
-substeps doubled until it is below quadrature_rtol (docs/tcl.md). Two settings: the default
-(levels 9, substeps from 12, quadrature_rtol 1e-3) and a coarse fixed one (levels 3,
-substeps 4, no refinement).
+(substeps + 1) nodes per stretch, with the embedded error estimate (docs/tcl.md). Two
+settings: the default (levels 9, substeps 6) and a coarse one (levels 3, substeps 4).
 
     python benchmarks/bench_tcl.py [--cycles 200] [--mnist PATH]
 
@@ -35,10 +33,8 @@ jax.config.update("jax_enable_x64", True)
 
 
 SETTINGS = {
-    "default quadrature (levels 9, adaptive substeps)": {},
-    "coarse fixed quadrature (levels 3, substeps 4)": dict(
-        levels=3, substeps=4, quadrature_rtol=None
-    ),
+    "default quadrature (levels 9, substeps 6)": {},
+    "coarse quadrature (levels 3, substeps 4)": dict(levels=3, substeps=4),
 }
 
 

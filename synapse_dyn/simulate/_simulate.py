@@ -40,8 +40,8 @@ def simulate(
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
     seed: int = 0,
     levels: int = 9,
-    substeps: int = 12,
-    quadrature_rtol: float | None = 1e-3,
+    substeps: int = 6,
+    quadrature_rtol: float | None = None,
     saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-8,
@@ -73,18 +73,18 @@ def simulate(
       ``levels`` evenly spaced nudge strengths per cycle, the current is linear in the nudge
       between them, and the linear memory is propagated exactly (``cycle_response``: matrix
       exponentials, once per configuration), the weights integrating g(u) with ``substeps``
-      graded intervals per stretch between the protocol's corners, doubled per chunk of
-      cycles until the error estimate (the rule against its embedded rule on every other
-      node, ``TCLRun.quadrature_error``) is below ``quadrature_rtol`` (None: fixed
-      ``substeps``; docs/tcl.md for the accuracy). Parameters are projected
-      onto their physical range after every cycle. With ``checkpoint=PATH`` the state and the
-      records so far are saved (after a chunk of 25 cycles, at most every 5 s, and at the
-      end; arrays and a JSON header, no pickle) with the configuration's fingerprint;
+      graded intervals per stretch between the protocol's corners; the error estimate (the rule
+      against its embedded rule on every other node) is recorded per cycle in
+      ``TCLRun.quadrature_error``, and with ``quadrature_rtol`` set the substeps are doubled per
+      chunk of cycles until it is below that (docs/tcl.md for the accuracy). Parameters are
+      projected onto their physical range after every cycle. With ``checkpoint=PATH`` the state
+      and the records so far are saved (after a chunk of 25 cycles, at most every 5 s, and at
+      the end; arrays and a JSON header, no pickle) with the configuration's fingerprint;
       ``resume=True`` continues from PATH when it exists (refusing a checkpoint of another
       configuration) and returns exactly what the uninterrupted run would, records of the
-      earlier cycles included (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)``
-      for a manual restart). If a variable turns non-finite the run stops naming it (and
-      its index), the cycle and time, and the last good state stays in PATH.
+      earlier cycles included (``synapse_dyn.io.load_state(PATH)`` gives ``(state0, t0)`` for a
+      manual restart). If a variable turns non-finite the run stops naming it (and its index),
+      the cycle and time, and the last good state stays in PATH.
     * ``mode="relaxation"``: the network state is an ODE variable too,
       dx/dt = -dF/dx / tau_network, solved with diffrax (default Kvaerno5: the memory is stiff);
       one solve, so ``checkpoint`` is refused (split the run with ``state0``).
