@@ -18,6 +18,14 @@ os.environ["PYTHONSAFEPATH"] = "1"
 os.environ["SYNAPSE_DYN_JAX_CACHE"] = ""
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """JAX keeps every compiled program of a process; an xdist worker runs many modules and grew
+    to 8-12 GB (a CI worker died). Each module's programs are released after it."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _matplotlib_agg(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
