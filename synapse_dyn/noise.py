@@ -20,6 +20,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
@@ -58,13 +59,19 @@ class AbstractNoise(eqx.Module):
             return diffrax.UnsafeBrownianPath(shape=shape, key=key)
         raise ValueError(f"unknown Brownian path kind {kind!r}; choose 'virtual' or 'increments'.")
 
-    def term(self, like: PyTree[Array], path: diffrax.AbstractPath) -> "DiagonalNoise":
+    def term(
+        self, like: PyTree[Array], path: diffrax.AbstractPath, mask: PyTree[bool] | None = None
+    ) -> diffrax.ControlTerm:
         """The diffrax term b dW on ``path`` (e.g. ``self.brownian(like, ...)``) for a state
-        shaped like ``like``, every leaf with this noise."""
-        amplitude = jax.tree.map(
-            lambda leaf: jnp.broadcast_to(self.amplitude, jnp.shape(leaf)), like
+        shaped like ``like``: a control term whose vector field is the diagonal operator b
+        (lineax), on every leaf, or on the leaves where ``mask`` (a pytree like ``like``) is
+        True, the others deterministic."""
+        mask = jax.tree.map(lambda _: True, like) if mask is None else mask
+        diagonal = jax.tree.map(
+            lambda leaf, on: on * jnp.broadcast_to(self.amplitude, jnp.shape(leaf)), like, mask
         )
-        return DiagonalNoise(amplitude, path)
+        operator = lx.DiagonalLinearOperator(diagonal)
+        return diffrax.ControlTerm(lambda t, y, args: operator, path)
 
 
 class Thermal(AbstractNoise):
@@ -91,26 +98,11 @@ class Thermal(AbstractNoise):
         )
 
 
-class DiagonalNoise(diffrax.AbstractTerm):
-    """The diffrax term b * dW with a fixed amplitude b per state component (a pytree like the
-    state; scalar leaves broadcast, 0 leaves a component deterministic)."""
-
-    amplitude: PyTree[Array]
-    path: diffrax.AbstractPath
-
-    def vf(self, t, y, args):
-        return self.amplitude
-
-    def contr(self, t0, t1, **kwargs):
-        return self.path.evaluate(t0, t1, **kwargs)
-
-    def prod(self, vf, control):
-        return jax.tree.map(lambda b, dw: b * dw, vf, control)
-
-
 class _SekimotoNoise(diffrax.AbstractTerm):
     """Noise on the augmented state (x, Q): dx = b dW and dQ = F(x, t) . b dW, so that
-    (Stratonovich) Q accumulates the Sekimoto heat integral F o dx."""
+    (Stratonovich) Q accumulates the Sekimoto heat integral F o dx. Hand-written: its vector
+    field depends on x through F and maps dW to a scalar too, which no lineax diagonal
+    operator expresses (a dense one would cost a (n + 1) x n matrix per step)."""
 
     force: Callable
     amplitude: Array

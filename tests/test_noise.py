@@ -16,7 +16,7 @@ from synapse_dyn.analysis.thermodynamics import (
     mean_with_error,
     total_entropy_production,
 )
-from synapse_dyn.noise import DiagonalNoise, Thermal, langevin
+from synapse_dyn.noise import Thermal, langevin
 from synapse_dyn.simulate import simulate
 from synapse_dyn.synapses import DeadZone, IntegralFeedback, Synapse
 
@@ -157,8 +157,10 @@ def test_noise_term_drives_any_diffrax_solve():
     reference = langevin(force, x0, noise, t1=1.0, dt=0.01, seed=3).ys[0][-1]
     terms = diffrax.MultiTerm(
         diffrax.ODETerm(lambda t, y, a: (force(t, y[0], a), -y[1])),
-        DiagonalNoise(
-            (noise.amplitude, 0.0), noise.brownian((x0, jnp.ones(())), 0.0, 1.0, 3, 0.01 / 4)
+        noise.term(
+            (x0, jnp.ones(())),
+            noise.brownian((x0, jnp.ones(())), 0.0, 1.0, 3, 0.01 / 4),
+            mask=(True, False),
         ),
     )
     y = diffrax.diffeqsolve(terms, diffrax.Heun(), 0.0, 1.0, 0.01, (x0, jnp.ones(()))).ys

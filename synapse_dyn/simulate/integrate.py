@@ -12,7 +12,6 @@ from synapse_dyn._checks import (
     concrete,
     require_positive,
 )
-from synapse_dyn.noise import DiagonalNoise
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.memory import Synapse
 
@@ -58,10 +57,7 @@ class Thermalised(eqx.Module):
 
     def term(self, y0, mask, t0, t1):
         path = self.noise.brownian(y0, t0, t1, self.seed, self.dt / 4, self.kind)
-        amplitude = jax.tree.map(
-            lambda leaf, on: on * jnp.broadcast_to(self.noise.amplitude, jnp.shape(leaf)), y0, mask
-        )
-        return DiagonalNoise(amplitude, path)
+        return self.noise.term(y0, path, mask)
 
 
 class _Integrator(eqx.Module):
