@@ -21,6 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
@@ -70,16 +71,32 @@ class AbstractNoise(eqx.Module):
         diagonal = jax.tree.map(
             lambda leaf, on: on * jnp.broadcast_to(self.amplitude, jnp.shape(leaf)), like, mask
         )
-        operator = lx.DiagonalLinearOperator(diagonal)
-        return diffrax.ControlTerm(lambda t, y, args: operator, path)
+        return diffrax.ControlTerm(_Constant(lx.DiagonalLinearOperator(diagonal)), path)
+
+
+class _Constant(eqx.Module):
+    """A vector field that is the same linear operator at every (t, y): a module, not a
+    closure, so that solves with new amplitudes or paths reuse the compiled program."""
+
+    operator: lx.AbstractLinearOperator
+
+    def __call__(self, t, y, args):
+        return self.operator
 
 
 class Thermal(AbstractNoise):
-    """Thermal noise at temperature kT (>= 0, in energy units) for degrees of freedom with
-    mobility mu (> 0): amplitude sqrt(2 mu kT). Both may be arrays (one per component)."""
+    """Thermal noise at temperature kT (>= 0, in energy units) on degrees of freedom with
+    mobility mu (> 0): amplitude sqrt(2 mu kT) (fluctuation-dissipation). Both may be arrays
+    (one per component).
+
+    ``mobility=None``: the mobility of the dynamics the noise acts on, so that kT alone fixes
+    the noise. A network relaxing as dx/dt = -dF/dx / tau_network has mu = 1 / tau_network
+    (a different stated mobility is refused); ``langevin``'s dx = mu F dt + ... takes mu = 1.
+    A synapse's memory z has no energy, so there the mobility must be stated, in
+    z^2 / (kT time unit) (the stationary variance of a memory of time tau is mu kT tau)."""
 
     temperature: Float[ArrayLike, "..."]
-    mobility: Float[ArrayLike, "..."] = 1.0
+    mobility: Float[ArrayLike, "..."] | None = None
 
     def __check_init__(self):
         temperature = concrete(self.temperature)
@@ -89,10 +106,30 @@ class Thermal(AbstractNoise):
                 "non-negative temperature (0 switches the noise off)."
             )
         require_finite("temperature", self.temperature)
-        require_positive("mobility", self.mobility)
+        if self.mobility is not None:
+            require_positive("mobility", self.mobility)
+
+    def for_mobility(self, mobility: float, variable: str) -> "Thermal":
+        """This noise on ``variable``, whose dynamics has mobility ``mobility``; a different
+        stated mobility is refused (it would break fluctuation-dissipation)."""
+        if self.mobility is None:
+            return Thermal(self.temperature, mobility)
+        stated = concrete(self.mobility)
+        if stated is not None and not np.allclose(stated, mobility, rtol=1e-12, atol=0.0):
+            raise ValueError(
+                f"the {variable} has mobility {mobility:.6g}, fixed by its dynamics; Thermal("
+                f"mobility={stated!r}) would break fluctuation-dissipation: pass Thermal(kT) "
+                "and the mobility follows."
+            )
+        return self
 
     @property
     def amplitude(self):
+        if self.mobility is None:
+            raise ValueError(
+                "Thermal(kT) has no mobility until it meets the dynamics it acts on; state it: "
+                "Thermal(kT, mobility=mu)."
+            )
         return jnp.sqrt(
             2.0 * jnp.asarray(self.mobility, float) * jnp.asarray(self.temperature, float)
         )
@@ -135,7 +172,8 @@ def langevin(
     tol: float | None = None,
     brownian: str = "virtual",
 ) -> diffrax.Solution:
-    """Solve dx = mu F(x, t) dt + sqrt(2 mu kT) o dW from x(t0) = x0 with fixed steps dt
+    """Solve dx = mu F(x, t) dt + sqrt(2 mu kT) o dW from x(t0) = x0 (mu: the noise's
+    mobility, 1 when it states none) with fixed steps dt
     (Stratonovich Heun by default) and the Sekimoto heat Q(t) = integral_t0^t F o dx, the
     energy the force dissipates into the bath (positive: heat flows into the bath).
 
@@ -150,6 +188,8 @@ def langevin(
     require_positive("dt", dt)
     require_finite("x0", x0)
     x0 = jnp.asarray(x0, dtype=float)
+    if noise.mobility is None:
+        noise = Thermal(noise.temperature, 1.0)
     mobility = jnp.broadcast_to(jnp.asarray(noise.mobility, float), x0.shape)
 
     def drift(t, y, args):

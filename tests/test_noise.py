@@ -10,15 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from synapse_dyn import networks as nw
 from synapse_dyn import protocols as P
+from synapse_dyn import rules
 from synapse_dyn.analysis.thermodynamics import (
     heat_statistics,
     mean_with_error,
     total_entropy_production,
 )
 from synapse_dyn.noise import Thermal, langevin
-from synapse_dyn.simulate import simulate
-from synapse_dyn.synapses import DeadZone, IntegralFeedback, Synapse
+from synapse_dyn.simulate import Schedule, simulate
+from synapse_dyn.synapses import DeadZone, EColiCascade, IntegralFeedback, Synapse
 
 N_SAMPLES, DURATION, DT = 400, 5.0, 0.01
 STIFFNESS = 1.0
@@ -56,6 +58,11 @@ def test_thermal_amplitude_and_bad_input():
         Thermal(1.0, mobility=0.0)
     with pytest.raises(ValueError, match="t1 must be later"):
         langevin(lambda t, x, a: -x, jnp.zeros(1), Thermal(1.0), t1=0.0, dt=0.1)
+    with pytest.raises(ValueError, match="no mobility until"):
+        Thermal(1.0).amplitude  # noqa: B018
+    memory = Synapse(IntegralFeedback(0.1), DeadZone(1.0), 0.0)
+    with pytest.raises(ValueError, match="memory z needs its mobility"):
+        simulate(memory, P.Constant(0.0), t1=1.0, noise=Thermal(1.0), dt=0.01)
 
 
 @pytest.mark.parametrize("brownian", ["virtual", "increments"])
@@ -152,7 +159,7 @@ def test_rotational_force_entropy_production():
 def test_noise_term_drives_any_diffrax_solve():
     """``Thermal.term`` (for wiring noise into other solves) reproduces ``langevin``'s path:
     same seed and tolerance, same x(t); a zero-amplitude leaf stays deterministic."""
-    noise, x0 = Thermal(0.7), jnp.array([0.3, -0.2])
+    noise, x0 = Thermal(0.7, mobility=1.0), jnp.array([0.3, -0.2])
     force = lambda t, x, a: -2.0 * x  # noqa: E731
     reference = langevin(force, x0, noise, t1=1.0, dt=0.01, seed=3).ys[0][-1]
     terms = diffrax.MultiTerm(
@@ -237,3 +244,44 @@ def test_simulate_with_thermal_noise_on_the_memory_is_an_ornstein_uhlenbeck_proc
     np.testing.assert_array_equal(run().ys[0], solution.ys[0])  # a seed fixes the path
     with pytest.raises(ValueError, match="pass dt"):
         simulate(synapse, P.Constant(0.0), t1=1.0, noise=Thermal(kT))
+
+
+def test_relaxing_network_noise_follows_from_kt_alone():
+    """A resistor network relaxing as dx/dt = -dF/dx / tau with Thermal(kT) (no mobility: it
+    is 1 / tau) fluctuates about its equilibrium with covariance kT H^-1, H = d^2F/dx^2
+    (equipartition): the Mahalanobis norm of the deviation has mean n over seeded runs. A
+    stated mobility other than 1 / tau is refused."""
+    graph = nw.random_graph(8, seed=1)
+    probe = nw.ResistorNetwork(graph, [0], [5], ground_nodes=[2])
+    w, inputs, targets = probe.init(jax.random.key(0)), jnp.array([[1.0]]), jnp.array([[0.2]])
+    free = probe.equilibrium(w, inputs[0])
+    hessian = np.asarray(jax.hessian(probe.energy)(free, w, inputs[0]))
+    tau = 0.2 * np.linalg.eigvalsh(hessian).max()  # the fastest mode decays at rate 5
+    network = nw.ResistorNetwork(graph, [0], [5], ground_nodes=[2], relaxation_time=tau)
+    kT = 0.3
+    run = functools.partial(
+        simulate,
+        Synapse(EColiCascade(0.1), DeadZone(1.0), 0.0),  # learning rate 0: w stays
+        P.Sawtooth(1.0, 9.0),
+        t1=10.0,  # 10 times the slowest relaxation
+        network=network,
+        rule=rules.EP(1e-9, "positive"),  # a negligible nudge
+        task=Schedule(inputs, targets, blend=0.0),
+        w0=w,
+        mode="relaxation",
+        dt=0.02,
+        brownian="increments",
+    )
+    precision = np.linalg.inv(kT * np.linalg.inv(hessian))
+    with pytest.warns(UserWarning, match="network times|learning range"):
+        deviations = np.array(
+            [
+                np.asarray(run(noise=Thermal(kT), noise_seed=seed).state[0][0] - free)
+                for seed in range(100)
+            ]
+        )
+        within_three_errors(np.einsum("si,ij,sj->s", deviations, precision, deviations), len(free))
+        stated = run(noise=Thermal(kT, mobility=1 / tau), noise_seed=3).state[0][0]
+    np.testing.assert_allclose(stated - free, deviations[3], rtol=1e-12)
+    with pytest.raises(ValueError, match="would break fluctuation-dissipation"):
+        run(noise=Thermal(kT, mobility=2 / tau))

@@ -127,7 +127,13 @@ def test_learning_against_temperature():
     synapse = Synapse(memory, DeadZone(threshold))
     signal = Sawtooth(0.2, 1.8, free=0.0, clamped=1.0)
     ds = th.learning_vs_temperature(
-        synapse, signal, [0.0, 1e-5, 1e-3], dt=2e-3, n_samples=8, brownian="increments"
+        synapse,
+        signal,
+        [0.0, 1e-5, 1e-3],
+        mobility=1.0,
+        dt=2e-3,
+        n_samples=8,
+        brownian="increments",
     )
     exact = cycle_update(
         memory.kernel(), DeadZone(threshold), Sawtooth(0.2, 1.8, -0.5, 0.5), jnp.array([1.0]), 0.5
@@ -136,7 +142,7 @@ def test_learning_against_temperature():
     np.testing.assert_allclose(ds.dw.sel(temperature=0.0), float(exact[0]), rtol=1e-3)
     assert np.all(np.diff(ds.rms_error.values) > 0) and float(ds.rms_error[0]) < 1e-12
     with pytest.raises(ValueError, match="temperature"):
-        th.learning_vs_temperature(synapse, signal, [-1.0], dt=2e-3)
+        th.learning_vs_temperature(synapse, signal, [-1.0], mobility=1.0, dt=2e-3)
 
 
 @pytest.fixture(scope="module")

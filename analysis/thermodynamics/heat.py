@@ -229,20 +229,22 @@ def learning_vs_temperature(
     signal: AbstractProtocol,
     temperatures: Float[ArrayLike, " k"],
     *,
+    mobility: float,
     dt: float,
     n_samples: int = 32,
     cycles: int = 2,
     seed: int = 0,
     brownian: str = "virtual",
 ) -> xr.Dataset:
-    """Learning quality against temperature: the synapse's memory z gets thermal noise
-    (mobility 1, amplitude sqrt(2 kT)), dz = f(z, s) dt + sqrt(2 kT) dW, the weight moves
+    """Learning quality against temperature: the synapse's memory z gets thermal noise of
+    mobility mu (stated: z has no energy, so kT alone does not fix the noise; in
+    z^2 / (kT time unit)), dz = f(z, s) dt + sqrt(2 mu kT) dW, the weight moves
     deterministically, dw = -alpha g(u) dt; the update of the last of ``cycles`` periods,
     dw = -(w(end) - w(end - T)) / alpha, over ``n_samples`` seeded noise paths per temperature,
     its mean, spread and rms error against the noise-free run (same solver). ``brownian``:
     the kind of seeded Brownian path (``synapse_dyn.noise.AbstractNoise.brownian``)."""
     temperatures = np.atleast_1d(np.asarray(temperatures, float))
-    Thermal(temperatures)  # validates
+    Thermal(temperatures, mobility)  # validates
     if not isinstance(cycles, int) or cycles < 1:
         raise ValueError(f"cycles must be a positive integer, got {cycles!r}.")
     period = float(signal.period)
@@ -251,14 +253,17 @@ def learning_vs_temperature(
     z0 = memory.steady_state(signal(0.0))
     n = z0.shape[-1]
 
-    def force(t, x, args):
+    mobilities = jnp.concatenate([jnp.full(n, float(mobility)), jnp.ones(1)])
+
+    def force(t, x, args):  # langevin's drift is mobility x force
         s = signal(t)
-        return jnp.concatenate(
+        velocity = jnp.concatenate(
             [memory.vector_field(x[:n], s), (-rate * g(memory.output(x[:n], s)))[None]]
         )
+        return velocity / mobilities
 
     def update(temperature, sample):
-        noise = Thermal(jnp.concatenate([jnp.full(n, temperature), jnp.zeros(1)]))
+        noise = Thermal(jnp.concatenate([jnp.full(n, temperature), jnp.zeros(1)]), mobilities)
         x0 = jnp.concatenate([z0, jnp.zeros(1)])
         ys = langevin(
             force,

@@ -95,9 +95,10 @@ def simulate(
     example; returns an ``AgnosticRun`` (per-example knob work, nudge work, heat, energy
     change; ``simulate/agnostic.py``).
 
-    Thermal noise (``noise=synapse_dyn.noise.Thermal(kT, mobility)``): the SDE
-    dy = f dt + sqrt(2 mobility kT) dW, fluctuation-dissipation amplitude, acts on the memory z
-    at synapse level and on the network state x in relaxation mode; it is solved with fixed
+    Thermal noise (``noise=synapse_dyn.noise.Thermal(kT)``): the SDE dy = f dt + sqrt(2 mu kT)
+    dW, fluctuation-dissipation amplitude, acts on the network state x in relaxation mode,
+    whose mobility is mu = 1 / tau_network, or on the memory z at synapse level, whose
+    mobility must be stated (``Thermal(kT, mobility=mu)``: z has no energy); it is solved with fixed
     steps ``dt`` (Heun), the Brownian path fixed by ``noise_seed`` (``brownian`` "virtual":
     the same path at any dt; "increments": faster, same path only on the same grid).
 
@@ -168,6 +169,12 @@ def simulate(
         raise ValueError(
             "checkpoint= saves network-level runs; a synapse-level run is one diffrax solve: "
             "keep states with saveat, or split it with t0/t1 and w0."
+        )
+    if noise is not None and noise.mobility is None:
+        raise ValueError(
+            "thermal noise on a synapse's memory z needs its mobility: the memory has no "
+            "energy, so kT alone does not fix the noise; pass Thermal(kT, mobility=mu), mu in "
+            "z^2 / (kT time unit) (a memory of time tau then has variance mu kT tau)."
         )
     _require_steps(protocol, t0_value, t1_value, max_steps)
     protocol = as_arrays(protocol)

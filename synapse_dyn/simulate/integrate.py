@@ -12,6 +12,7 @@ from synapse_dyn._checks import (
     concrete,
     require_positive,
 )
+from synapse_dyn.noise import Thermal
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.memory import Synapse
 
@@ -42,15 +43,19 @@ def _thermal(noise, seed, dt, kind):
             "fastest time scale)."
         )
     require_positive("dt", dt)
+    if not isinstance(noise, Thermal):
+        raise ValueError(
+            f"noise must be synapse_dyn.noise.Thermal(kT), got {type(noise).__name__}."
+        )
     return Thermalised(noise, seed, float(dt), kind)
 
 
 class Thermalised(eqx.Module):
-    """Thermal noise on part of the state: ``noise`` (e.g. ``noise.Thermal(kT, mobility)``)
+    """Thermal noise on part of the state: ``noise`` (``noise.Thermal``, its mobility stated)
     on the leaves where ``mask`` is True, a Brownian path fixed by ``seed`` (kind "virtual"
     or "increments", see ``synapse_dyn.noise``), fixed steps ``dt``."""
 
-    noise: eqx.Module
+    noise: Thermal
     seed: int
     dt: float
     kind: str = eqx.field(static=True, default="virtual")

@@ -218,6 +218,11 @@ def _simulate_network(
             "thermal noise acts on the network state, which is an ODE variable only in "
             "mode='relaxation'."
         )
+    if thermal is not None:  # dx/dt = -dF/dx / tau_network: mobility 1 / tau_network
+        noise = thermal.noise.for_mobility(
+            1.0 / network.relaxation_time, "network state (dx/dt = -dF/dx / tau_network)"
+        )
+        integrator = eqx.tree_at(lambda i: i.thermal.noise, integrator, noise)
     if mode == "relaxation" and isinstance(rule, CpL):
         raise ValueError(
             "the relaxation mode drives the EP nudge; use mode='quasistatic' for coupled learning."
