@@ -350,6 +350,7 @@ def parse_sweep(text: str, source: str = "sweep file", default_name: str | None 
         )
     [kind] = kinds
     axes = dict(spec[kind])
+    sweep: sweeps.Grid | sweeps.Points
     if kind == "grid":
         sweep = sweeps.Grid(
             **{name: _grid_axis(source, name, values) for name, values in axes.items()}
