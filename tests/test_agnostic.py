@@ -12,6 +12,7 @@ import pytest
 
 from synapse_dyn import networks as nw
 from synapse_dyn import rules
+from synapse_dyn.noise import Thermal
 from synapse_dyn.rules.contrastive import primitive
 
 MODES = ("optimistic", "pessimistic", "centered")
@@ -288,6 +289,18 @@ def test_physical_time_agrees_with_the_exact_phases_and_keeps_the_first_law():
         AgnosticProtocol(free=1.0, homeostatic=1.0, nudged=1.0, ramp=2.0, theta_time=1.0)
     with pytest.raises(ValueError, match="whole examples"):
         simulate(None, protocol, t1=40.0, network=network, rule=rule, task=Schedule(x, y), w0=w)
+    with pytest.raises(ValueError, match="noise is not modelled in an agnostic"):
+        simulate(
+            None,
+            protocol,
+            t1=30.0,
+            network=network,
+            rule=rule,
+            task=Schedule(x, y),
+            w0=w,
+            noise=Thermal(1.0),
+            dt=0.01,
+        )
 
 
 def test_centered_aeqprop_trains_the_digits_as_centered_ep():

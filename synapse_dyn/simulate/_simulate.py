@@ -126,6 +126,12 @@ def simulate(
     if network is not None and _is_agnostic(rule):  # AEqProp in physical time
         from .agnostic import simulate_agnostic
 
+        if noise is not None:
+            raise ValueError(
+                "thermal noise is not modelled in an agnostic (AEqProp) run: drop noise=, or "
+                "use mode='relaxation' with a contrastive rule."
+            )
+
         schedule = Schedule.from_task(task) if isinstance(task, Task) else task
         return simulate_agnostic(
             protocol,
