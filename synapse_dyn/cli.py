@@ -367,14 +367,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 CACHE_VARIABLE = "SYNAPSE_DYN_JAX_CACHE"
+CACHE_BYTES = 2 * 2**30
 
 
 def compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache, so a second run of a figure starts warm:
     the folder ``$SYNAPSE_DYN_JAX_CACHE``, or the user cache folder
     (``platformdirs.user_cache_dir("synapse-dyn")``/jax) when it is unset; an empty value
-    turns the cache off. Programs that compile in under 0.2 s are not stored. Returns the
-    folder."""
+    turns the cache off. Programs that compile in under 0.2 s are not stored and the folder is
+    kept under 2 GiB (least recently used programs go first), unless JAX's own variables set
+    these; it is locked while a process reads or writes it, so concurrent runs (sweep workers)
+    share it safely. Returns the folder."""
     import os
 
     import jax
@@ -386,7 +389,13 @@ def compilation_cache() -> str | None:
     if not folder:
         return None
     jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    settings = {  # JAX's own environment variables (JAX_...) win
+        "jax_persistent_cache_min_compile_time_secs": 0.2,
+        "jax_compilation_cache_max_size": CACHE_BYTES,  # > 0: evicts and locks
+    }
+    for name, value in settings.items():
+        if name.upper() not in os.environ:
+            jax.config.update(name, value)
     return folder
 
 

@@ -1,10 +1,13 @@
 """Test-wide settings: 64-bit floats and strict rank promotion in JAX, so silent broadcasting
-bugs fail loudly; child processes and the compilation cache as described below."""
+bugs fail loudly; child processes and the shared compilation cache as described below."""
 
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
+import xarray as xr
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -13,9 +16,31 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # folder the tests run from: with a non-editable install, that folder lacks the mapped
 # protocols/ and analysis/ packages.
 os.environ["PYTHONSAFEPATH"] = "1"
-# The CLI's persistent compilation cache stays off in tests (test_perf_paths tests it in its own
-# folder): a test's compilations neither read another's nor land in the user's cache folder.
-os.environ["SYNAPSE_DYN_JAX_CACHE"] = ""
+# One persistent compilation cache for the whole run, in a fresh folder (never the user's): the
+# first test to compile a program stores it, and every later one loads it, in this process
+# (after a module's programs are released, below), in the other xdist workers and in the child
+# processes the tests start (the CLI, the notebooks' kernels). The controller makes the folder;
+# the workers and children inherit it through the environment. It is locked per access.
+if "SYNAPSE_DYN_TEST_JAX_CACHE" not in os.environ:
+    os.environ["SYNAPSE_DYN_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="synapse-dyn-test-jax-")
+    CACHE_OWNER = True
+else:
+    CACHE_OWNER = False
+CACHE = os.environ["SYNAPSE_DYN_TEST_JAX_CACHE"]
+os.environ["SYNAPSE_DYN_JAX_CACHE"] = CACHE  # the CLI in child processes
+os.environ |= {  # any other JAX program the tests start (notebooks' kernels, scripts)
+    "JAX_COMPILATION_CACHE_DIR": CACHE,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**33),
+}
+jax.config.update("jax_compilation_cache_dir", CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_compilation_cache_max_size", 2**33)
+
+
+def pytest_unconfigure(config):
+    if CACHE_OWNER and not hasattr(config, "workerinput"):
+        shutil.rmtree(CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,6 +49,26 @@ def _release_compiled_programs():
     to 8-12 GB (a CI worker died). Each module's programs are released after it."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(scope="session")
+def quick_figure(tmp_path_factory):
+    """``quick_figure(name)``: the dataset ``synapse-dyn figure NAME --quick`` writes (its
+    ``encoding["source"]`` is the file; the PNG and PDF lie beside it), made once per test
+    process for every test of that figure; those tests carry ``xdist_group("figure NAME")``,
+    so that xdist runs them in one process."""
+    from synapse_dyn.cli import main
+
+    made = {}
+
+    def make(name: str) -> xr.Dataset:
+        if name not in made:
+            out = tmp_path_factory.mktemp(name)
+            assert main(["figure", name, "--quick", "--quiet", "--out", str(out)]) == 0
+            made[name] = xr.load_dataset(out / f"{name}.nc")
+        return made[name]
+
+    return make
 
 
 @pytest.fixture(autouse=True)

@@ -75,14 +75,15 @@ def test_response_regimes_match_the_ideal_boundaries():
     np.testing.assert_allclose(float(fitted.learning_range), 9.0, rtol=0.1)
 
 
-@pytest.fixture(scope="module")
-def fig4c_quick():
-    return fig4c.compute(quick=True, progress=False)
+@pytest.fixture
+def fig4c_quick(quick_figure):
+    return quick_figure("fig4c")
 
 
+@pytest.mark.xdist_group("figure fig4c")
 def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     ds = fig4c_quick
-    assert set(ds.data_vars) >= {
+    assert set(ds.variables) >= {
         "tau_fast",
         "tau_slow",
         "amplitude_min",
@@ -104,6 +105,7 @@ def test_fig4c_points_respect_the_ideal_bound(fig4c_quick):
     assert "config" in ds.attrs and ds.amplitude_min.attrs["model_units"] == "current_unit"
 
 
+@pytest.mark.xdist_group("figure fig4c")
 def test_fig4c_learning_onset_reaches_the_bound(fig4c_quick):
     """The learning onset (first A with dw/A > fig4c.ONSET_FRACTION) gives a range within 1%
     of ln(tau_s/tau_f) from tau_f/tau_K = 10, where the fitted range falls short."""
@@ -147,8 +149,9 @@ def test_fig5c_offset_grows_with_the_fast_ramp_as_area_times_mean():
     np.testing.assert_allclose(ds.contrastive_slope.values, 1.0, atol=0.02)
 
 
-def test_fig2_mechanism_signs():
-    ds = fig2.compute(quick=True, progress=False)
+@pytest.mark.xdist_group("figure fig2")
+def test_fig2_mechanism_signs(quick_figure):
+    ds = quick_figure("fig2")
     dw = ds.dw.to_series()
     np.testing.assert_allclose(dw["sawtooth"], 0.96 * fig2.AMPLITUDE, rtol=0.02)
     np.testing.assert_allclose(dw["reversed"], -dw["sawtooth"], rtol=5e-3)

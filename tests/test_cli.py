@@ -1,8 +1,10 @@
 """The synapse-dyn command: default run, figures, experiment files and one-line errors."""
 
+import pathlib
 import subprocess
 import sys
 
+import pytest
 import xarray as xr
 
 from synapse_dyn.cli import main
@@ -51,11 +53,11 @@ def test_bad_values_fail_with_one_line_and_nonzero_status(tmp_path):
     ]
 
 
-def test_figure_command_quick(tmp_path):
-    assert main(["figure", "figS_timescale", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
-    with xr.open_dataset(tmp_path / "figS_timescale.nc") as ds:
-        assert {"tau_fast", "dw_over_amplitude"} <= set(ds.data_vars)
-    assert (tmp_path / "figS_timescale.png").exists()
+@pytest.mark.xdist_group("figure figS_timescale")
+def test_figure_command_quick(tmp_path, quick_figure):
+    ds = quick_figure("figS_timescale")
+    assert {"tau_fast", "dw_over_amplitude"} <= set(ds.data_vars)
+    assert pathlib.Path(ds.encoding["source"]).with_suffix(".png").exists()
     assert main(["figure", "nope", "--out", str(tmp_path)]) == 1
 
 

@@ -159,12 +159,13 @@ def test_run_quick_of_every_kind_follows_the_conventions(tmp_path):
     assert kinds == set(experiments.KINDS)
 
 
-@pytest.mark.parametrize("name", figures.names())
-def test_every_figure_follows_the_conventions(name, tmp_path):
-    assert main(["figure", name, "--quick", "--quiet", "--out", str(tmp_path)]) == 0
-    with xr.open_dataset(tmp_path / f"{name}.nc") as ds:
-        check_conventions(ds)
-        assert ds.attrs["title"]
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xdist_group(f"figure {n}")) for n in figures.names()]
+)
+def test_every_figure_follows_the_conventions(name, quick_figure):
+    ds = quick_figure(name)
+    check_conventions(ds)
+    assert ds.attrs["title"]
 
 
 def test_a_sweep_store_carries_provenance_and_units(tmp_path):

@@ -24,7 +24,8 @@ def resistor():
 
 
 def tcl_estimate(net, w, inputs, targets, rule, tau_slow=TAU_SLOW, **options):
-    return cycle_estimate(net, w, inputs, targets, rule, TAU_FAST, tau_slow, TAU_KERNEL, **options)
+    times = (TAU_FAST, tau_slow, TAU_KERNEL)
+    return cycle_estimate(net, w, inputs, targets, rule, *times, **options)[0]
 
 
 def cosine(a, b):
@@ -318,10 +319,9 @@ def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
         )
 
 
-def test_timescale_map_degrades_outside_the_ideal_ordering():
-    from synapse_dyn.analysis.figures import figS_tcl_timescales
-
-    ds = figS_tcl_timescales.compute(quick=True, progress=False).isel(tau_network_over_tau_fast=0)
+@pytest.mark.xdist_group("figure figS_tcl_timescales")
+def test_timescale_map_degrades_outside_the_ideal_ordering(quick_figure):
+    ds = quick_figure("figS_tcl_timescales").isel(tau_network_over_tau_fast=0)
     ideal = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=100)
     assert float(ideal.cosine_explicit) >= 0.99 and abs(float(ideal.magnitude_explicit) - 1) < 0.05
     short_range = ds.sel(tau_fast_over_tau_kernel=100, tau_slow_over_tau_fast=3)
@@ -335,12 +335,9 @@ def test_timescale_map_degrades_outside_the_ideal_ordering():
         float(both.cosine_explicit)
     )  # all in dead zones
     assert ds.cosine_exact.attrs["units"] == "1"
-    # the degradation is physics, not quadrature: the figure's value equals 48 substeps
-    network, w, inputs, targets, rule = figS_tcl_timescales.problem()
-    with pytest.warns(UserWarning, match="fastest ramp"):
-        reference = cycle_estimate(network, w, inputs, targets, rule, 1.0, 100.0, 0.5, substeps=48)
-    np.testing.assert_allclose(
-        float(slow_kernel.magnitude_explicit),
-        agreement(reference, rules.update(network, w, (inputs, targets), rule))[1],
-        atol=2e-3,
-    )
+    # the degradation is physics, not quadrature: the quadrature's error estimate (which bounds
+    # its error, test above) is a tenth of the shortfall or less where the agreement degrades
+    assert float(ideal.quadrature_error) < 1e-3
+    for point in (short_range, slow_kernel):
+        shortfall = 1 - float(point.magnitude_explicit)
+        assert float(point.quadrature_error) < 0.1 * shortfall

@@ -407,11 +407,12 @@ def test_bad_input():
         th.sensing_bounds(good, [0.5, 0.5], -1.0)
 
 
-def test_thermo_bounds_figure_quick():
+@pytest.mark.xdist_group("figure thermo_bounds")
+def test_thermo_bounds_figure_quick(quick_figure):
     """The figure's 100 quick kernels: no point below any of its three bounds; units."""
     from synapse_dyn.analysis.figures import thermo_bounds
 
-    ds = thermo_bounds.compute(quick=True, progress=False)
+    ds = quick_figure("thermo_bounds")
     assert ds.sizes["kernel"] == 100
     assert np.all(ds.entropy_production >= ds.information_erased - 1e-9)
     assert np.all(ds.heat >= ds.information_written - 1e-9)
@@ -465,12 +466,13 @@ def test_esa_closed_form_against_ladder_code(s, gamma):
         assert 8 < gaps[0] / gaps[1] < 12 and gaps[1] < 1e-5
 
 
-def test_esa_figure_quick():
+@pytest.mark.xdist_group("figure esa")
+def test_esa_figure_quick(quick_figure):
     """Dissipation buys accuracy: the error falls and the dissipation per unit speed rises as
     gamma falls; the closed form tracks the ladder at rate factor 25 within 5%."""
     from synapse_dyn.analysis.figures import esa
 
-    ds = esa.compute(quick=True, progress=False)
+    ds = quick_figure("esa")
     assert np.all(np.diff(ds.error.values) < 0) and np.all(np.diff(ds.dissipation.values) > 0)
     assert np.all(np.diff(ds.cost_per_speed.values) > 0)
     np.testing.assert_allclose(ds.error_closed_form, ds.error, rtol=0.05)

@@ -145,11 +145,12 @@ def test_learning_against_temperature():
         th.learning_vs_temperature(synapse, signal, [-1.0], mobility=1.0, dt=2e-3)
 
 
-@pytest.fixture(scope="module")
-def figure_data():
-    return fig6b.compute(quick=True, progress=False)
+@pytest.fixture
+def figure_data(quick_figure):
+    return quick_figure("fig6b")
 
 
+@pytest.mark.xdist_group("figure fig6b")
 def test_fig6b_trend(figure_data):
     """Offset falls as dissipation grows (negative rank correlation, p < 0.01)."""
     ds = figure_data
@@ -159,7 +160,7 @@ def test_fig6b_trend(figure_data):
         "dissipation",
         "kernel_area",
         "offset",
-    } <= set(ds)
+    } <= set(ds.variables)
     result = fig6b.trend(ds)
     assert result.statistic < 0 and result.pvalue < 0.01
     # the dissipation is that of each kernel's own rate matrix (its gamma and rate factor)

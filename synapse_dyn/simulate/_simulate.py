@@ -18,6 +18,7 @@ from synapse_dyn._checks import (
     require_positive,
     require_x64,
 )
+from synapse_dyn._tracing import traced
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
@@ -241,8 +242,7 @@ def cycle_update_ode(
     require_x64("cycle_update_ode")
     period = float(signal.period)
     t1 = (warmup_cycles + 1) * period
-    as_arrays = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, dtype=float), tree)  # noqa: E731
-    synapse, signal = as_arrays(synapse), as_arrays(signal)
+    synapse, signal = traced(synapse), traced(signal)
     jumps = signal.jump_times(0.0, t1)
     solution, u = _cycle_update_ode(
         synapse,

@@ -18,6 +18,7 @@ from synapse_dyn._checks import (
     require_positive,
 )
 from synapse_dyn._progress import tqdm
+from synapse_dyn._tracing import traced
 from synapse_dyn.networks.resistor import Thevenin
 from synapse_dyn.protocols import AbstractProtocol
 from synapse_dyn.synapses.cycle import cycle_response
@@ -391,11 +392,17 @@ def _has_thevenin(network) -> bool:
     return hasattr(network, "thevenin")
 
 
+# per cycle: loss, accuracy, energy, parameter norm, update norm (``_record``), quadrature error
+RECORDED = 6
+
+
 @eqx.filter_jit
 def _quasistatic_chunk(
-    synapse, network, rule, schedule, levels, responses, carry, cycles, signs, thevenin
+    synapse, network, rule, schedule, levels, responses, carry, cycles, signs, count, thevenin
 ):
-    """``len(cycles)`` TCL cycles in one scan. ``thevenin``: for a linear network, every
+    """The first ``count`` of ``cycles`` (with their signs) as TCL cycles, in one loop whose
+    length is data: chunks of any length up to ``len(cycles)`` run one compiled program (the
+    records of the cycles past ``count`` stay zero). ``thevenin``: for a linear network, every
     relaxation under one set of parameters (the free states of the next batch, of the one
     after it, and the Thevenin gain that gives the perturbed levels of a batch) from one
     factorisation, instead of one relaxation per level and sample."""
@@ -459,9 +466,17 @@ def _quasistatic_chunk(
         error = _norm(jax.tree.map(jnp.subtract, step, embedded)) / jnp.maximum(_norm(step), 1e-300)
         return (z_new, w_new, free_next, arriving_next, gain_next), jnp.append(record, error)
 
+    def advance(i, state):
+        carry, records = state
+        carry, record = cycle(carry, (cycles[i], signs[i]))
+        return carry, records.at[i].set(record)
+
     z, w, free = carry
     arriving, gain = settle(w, schedule.inputs[schedule.rows(cycles[0] + 1)])
-    (z, w, free, _, _), records = jax.lax.scan(cycle, (z, w, free, arriving, gain), (cycles, signs))
+    records = jnp.zeros((len(cycles), RECORDED))
+    (z, w, free, _, _), records = jax.lax.fori_loop(
+        0, count, advance, ((z, w, free, arriving, gain), records)
+    )
     return (z, w, free), records
 
 
@@ -520,6 +535,7 @@ def _quasistatic(
     todo = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     for start, stop in tqdm(todo, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = np.arange(start, stop)
+        padded = np.pad(cycles, (0, chunk - len(cycles)), mode="edge")  # one program
         # adaptive quadrature: each chunk from ``substeps``, doubled until the error estimate
         # of every cycle is below rtol (a chunk's result does not depend on earlier chunks'
         # refinements, so a resumed run repeats the uninterrupted one)
@@ -527,17 +543,16 @@ def _quasistatic(
         while True:
             try:
                 following, record = _quasistatic_chunk(
-                    synapse,
-                    network,
-                    rule,
-                    schedule,
+                    *traced((synapse, network, rule, schedule)),
                     levels,
-                    responses(n),
+                    traced(responses(n)),
                     carry,
-                    cycles,
-                    signs[cycles],
+                    padded,
+                    signs[padded],
+                    jnp.asarray(len(cycles)),
                     _has_thevenin(network),
                 )
+                record = np.asarray(record)[: len(cycles)]
             except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
                 _diverged(
                     _runtime_message(error),

@@ -161,10 +161,11 @@ def warn_if_fast_ramp_short(kernel: AbstractKernel, shape: AbstractProtocol) -> 
         )
 
 
-def _frozen(array) -> tuple:
-    """A nested tuple of floats: hashable, so it can be a static (compile-time) field."""
-    values = np.asarray(array, dtype=float)
-    return tuple(map(_frozen, values)) if values.ndim > 1 else tuple(values.tolist())
+def _reaches(maps, axis) -> tuple:
+    """Which inputs reach the outputs: ``maps`` nonzero anywhere along ``axis``, as nested
+    tuples of bools (hashable: a static field)."""
+    used = np.any(np.asarray(maps) != 0, axis=axis)
+    return tuple(map(tuple, used.tolist())) if used.ndim > 1 else tuple(used.tolist())
 
 
 class CycleResponse(eqx.Module):
@@ -176,14 +177,20 @@ class CycleResponse(eqx.Module):
     (a, z0), computed once (``cycle_response``) with no discretisation error. A cycle of any
     number of synapses then costs, per synapse, the combinations of its inputs and, per
     stretch, the integral of g(u) (``AbstractNonlinearity.integral``: exact where u stays on
-    one affine piece of g). The maps are static fields: the cycle's program is specialised to
-    them as constants, one fused elementwise loop over the synapses that skips the zero
-    entries (a level's shape vanishes on the stretches it does not reach).
+    one affine piece of g): one fused elementwise loop over the synapses. The maps are data
+    (a memory with other time scales runs the same program); which inputs reach each stretch
+    is static (a level's shape is zero on the stretches before the ramp crosses it), so the
+    others are left out of the program.
     """
 
-    nodes: tuple = eqx.field(static=True, converter=_frozen)  # (stretch, input, node + area)
-    steps: tuple = eqx.field(static=True, converter=_frozen)  # (stretch, node spacing)
-    final: tuple = eqx.field(static=True, converter=_frozen)  # (input, state)
+    nodes: Float[Array, "stretch input node_area"]  # u at the nodes, then the stretch's area
+    steps: Float[Array, "stretch spacing"]  # node spacings
+    final: Float[Array, "input state"]
+    used: tuple = eqx.field(static=True)  # (inputs reaching each stretch, the final state)
+
+    def __init__(self, nodes, steps, final):
+        self.nodes, self.steps, self.final = map(jnp.asarray, (nodes, steps, final))
+        self.used = (_reaches(self.nodes, 2), _reaches(self.final, 1))
 
     def __call__(
         self,
@@ -199,22 +206,26 @@ class CycleResponse(eqx.Module):
         inputs = [*amplitudes, *jnp.moveaxis(z0, -1, 0)]
         zero = jnp.zeros(jnp.broadcast_shapes(*map(jnp.shape, inputs)))
 
-        def combine(weights):
-            return sum((w * x for w, x in zip(weights, inputs, strict=True) if w != 0), zero)
+        def combine(weights, used):
+            terms = zip(weights, used, inputs, strict=True)
+            return sum((w * x for w, on, x in terms if on), zero)
 
         total, embedded = zero, zero
-        for maps, steps in zip(self.nodes, self.steps, strict=True):
-            values = [combine(column) for column in zip(*maps, strict=True)]
+        reaching, reaching_final = self.used
+        for maps, used, steps in zip(self.nodes, reaching, self.steps, strict=True):
+            values = [combine(maps[:, j], used) for j in range(maps.shape[1])]
             nodes, area = values[:-1], values[-1]
-            total = total + nonlinearity.integral(nodes, steps, area)
-            every_other = [*range(0, len(steps), 2), len(steps)]
+            spacings = list(steps)
+            total = total + nonlinearity.integral(nodes, spacings, area)
+            every_other = [*range(0, len(spacings), 2), len(spacings)]
             coarse = [
-                sum(steps[a:b]) for a, b in zip(every_other[:-1], every_other[1:], strict=True)
+                sum(spacings[a:b]) for a, b in zip(every_other[:-1], every_other[1:], strict=True)
             ]
             embedded = embedded + nonlinearity.integral(
                 [nodes[i] for i in every_other], coarse, area
             )
-        final = jnp.stack([combine(column) for column in zip(*self.final, strict=True)], -1)
+        columns = range(self.final.shape[1])
+        final = jnp.stack([combine(self.final[:, j], reaching_final) for j in columns], -1)
         return final, total, embedded
 
 
