@@ -239,65 +239,81 @@ def test_checkpoint_resume_and_divergence(hopfield, tmp_path):
         task=Schedule(jnp.tile(inputs, (4, 1)), jnp.tile(targets, (4, 1)), 2),
     )
     synapse = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.1)
-    whole = simulate(
-        synapse, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "run.npz"), **common
-    )
-    half = simulate(synapse, protocol, t1=150.0, w0=w, **common)
-    state, t = load_state(tmp_path / "run.npz")
-    assert t == 300.0
-    resumed = simulate(synapse, protocol, t0=150.0, t1=300.0, state0=half.state, **common)
-    for a, b in zip(
-        jax.tree.leaves(resumed.state[2]), jax.tree.leaves(whole.state[2]), strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
-    np.testing.assert_allclose(
-        jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12
-    )
-    np.testing.assert_allclose(  # atol: rounding of the near-zero updates in the dead zone
-        resumed.update_norm, whole.update_norm[15:], rtol=1e-9, atol=1e-12 * whole.update_norm.max()
-    )
-    moved = jnp.sqrt(
-        sum(
-            jnp.sum((a - b) ** 2)
-            for a, b in zip(jax.tree.leaves(whole.state[2]), jax.tree.leaves(w), strict=True)
+    # the synapses sit in the cancellation regime on the first batch (a setting simulate warns
+    # about, which still learns): the warning is part of what these runs show
+    with pytest.warns(UserWarning, match="nudge outside the synapses' learning range"):
+        whole = simulate(
+            synapse, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "run.npz"), **common
         )
-    )
-    assert 0 < float(moved) <= np.sum(whole.update_norm) * (1 + 1e-12)
-    # a run killed after its first chunk (25 cycles) resumes bit-identically, records included
-    first_part = simulate(
-        synapse, protocol, t1=250.0, w0=w, checkpoint=tmp_path / "k.npz", **common
-    )
-    resumed = simulate(
-        synapse, protocol, t1=300.0, w0=w, checkpoint=tmp_path / "k.npz", resume=True, **common
-    )
-    for field in ("cycle_start", "loss", "energy", "parameter_norm", "update_norm"):
-        np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
-    np.testing.assert_array_equal(first_part.loss, whole.loss[:25])
-    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True):
-        np.testing.assert_array_equal(a, b)
-    other = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.2)
-    with pytest.raises(ValueError, match="written by a different configuration"):
-        simulate(
-            other, protocol, t1=300.0, w0=w, checkpoint=tmp_path / "k.npz", resume=True, **common
+        half = simulate(synapse, protocol, t1=150.0, w0=w, **common)
+        state, t = load_state(tmp_path / "run.npz")
+        assert t == 300.0
+        resumed = simulate(synapse, protocol, t0=150.0, t1=300.0, state0=half.state, **common)
+        for a, b in zip(
+            jax.tree.leaves(resumed.state[2]), jax.tree.leaves(whole.state[2]), strict=True
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        np.testing.assert_allclose(
+            jax.tree.leaves(state[2])[0], jax.tree.leaves(whole.state[2])[0], rtol=1e-12
         )
-    exploding = Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e99)
-    with pytest.raises(
-        SimulationError,
-        match=r"diverged in cycles? [\d-]+ \(t = .*: (.*equilibrium is not finite|(parameters w|"
-        r"memory z|network state x)\S* \(flat index \d+ of \d+\) became non-finite).*; the last "
-        r"good state \(t = \d+\) is saved in .*bad.npz",
-    ):
-        simulate(
-            exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.npz"), **common
+        np.testing.assert_allclose(  # atol: rounding of the near-zero updates in the dead zone
+            resumed.update_norm,
+            whole.update_norm[15:],
+            rtol=1e-9,
+            atol=1e-12 * whole.update_norm.max(),
         )
-    good, t_good = load_state(tmp_path / "bad.npz")
-    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good))
-    with pytest.raises(ValueError, match=r"learning_rate must be finite with magnitude below"):
-        simulate(
-            Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e300), protocol, t1=300.0, w0=w, **common
+        moved = jnp.sqrt(
+            sum(
+                jnp.sum((a - b) ** 2)
+                for a, b in zip(jax.tree.leaves(whole.state[2]), jax.tree.leaves(w), strict=True)
+            )
         )
-    with pytest.raises(ValueError, match=r"checkpoint= saves quasi-static runs"):
-        simulate(synapse, protocol, t1=300.0, w0=w, mode="relaxation", checkpoint="x", **common)
+        assert 0 < float(moved) <= np.sum(whole.update_norm) * (1 + 1e-12)
+        # a run killed after its first chunk (25 cycles) resumes bit-identically, records included
+        first_part = simulate(
+            synapse, protocol, t1=250.0, w0=w, checkpoint=tmp_path / "k.npz", **common
+        )
+        resumed = simulate(
+            synapse, protocol, t1=300.0, w0=w, checkpoint=tmp_path / "k.npz", resume=True, **common
+        )
+        for field in ("cycle_start", "loss", "energy", "parameter_norm", "update_norm"):
+            np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
+        np.testing.assert_array_equal(first_part.loss, whole.loss[:25])
+        for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True):
+            np.testing.assert_array_equal(a, b)
+        other = Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.2)
+        with pytest.raises(ValueError, match="written by a different configuration"):
+            simulate(
+                other,
+                protocol,
+                t1=300.0,
+                w0=w,
+                checkpoint=tmp_path / "k.npz",
+                resume=True,
+                **common,
+            )
+        exploding = Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e99)
+        with pytest.raises(
+            SimulationError,
+            match=r"diverged in cycles? [\d-]+ \(t = .*: (.*equilibrium is not finite|"
+            r"(parameters w|memory z|network state x)\S* \(flat index \d+ of \d+\) became "
+            r"non-finite).*; the last good state \(t = \d+\) is saved in .*bad.npz",
+        ):
+            simulate(
+                exploding, protocol, t1=300.0, w0=w, checkpoint=str(tmp_path / "bad.npz"), **common
+            )
+        good, t_good = load_state(tmp_path / "bad.npz")
+        assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good))
+        with pytest.raises(ValueError, match=r"learning_rate must be finite with magnitude below"):
+            simulate(
+                Synapse(EColiCascade(0.05), DeadZone(1e-4), 1e300),
+                protocol,
+                t1=300.0,
+                w0=w,
+                **common,
+            )
+        with pytest.raises(ValueError, match=r"checkpoint= saves quasi-static runs"):
+            simulate(synapse, protocol, t1=300.0, w0=w, mode="relaxation", checkpoint="x", **common)
 
 
 def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
