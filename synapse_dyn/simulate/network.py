@@ -533,6 +533,7 @@ def _quasistatic(
     end = first + n_cycles
     bounds = [resumed_at, *(s for s in range(first, end, chunk) if s > resumed_at), end]
     todo = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    models = traced((synapse, network, rule, schedule))  # their numbers as data: one program
     for start, stop in tqdm(todo, desc="TCL cycles", unit="chunk", disable=not progress):
         cycles = np.arange(start, stop)
         padded = np.pad(cycles, (0, chunk - len(cycles)), mode="edge")  # one program
@@ -543,9 +544,9 @@ def _quasistatic(
         while True:
             try:
                 following, record = _quasistatic_chunk(
-                    *traced((synapse, network, rule, schedule)),
+                    *models,
                     levels,
-                    traced(responses(n)),
+                    responses(n),
                     carry,
                     padded,
                     signs[padded],
