@@ -2,10 +2,14 @@
 equilibrium propagation (EP) and coupled learning (CpL) on the same task, with the energy each
 spends to reach a test loss (docs/thermodynamics.md, "Energy to accuracy").
 
-Resistor network at state x (potentials v): Joule power P(x) = sum_e g_e (v_i - v_j)^2 = 2 E(x),
-E the network's energy (half the power, its "content"). Units: the substrate's energy unit is
-a power for a resistor network (potential^2 x conductance), so heat is in "energy x time"
-(joules for volts, siemens and seconds). Heat flows into the environment (> 0).
+The heat rate of a circuit at state x is its dissipated power P(x) = sum over elements of
+current x voltage drop (``network.power``): resistor networks sum_e g_e (v_i - v_j)^2 = 2 E;
+diode networks the same sum over their crossbars (ideal diodes dissipate nothing; the bias
+current sources deliver power, so P = 2 (E + b^T v)); Hopfield networks the resistors of
+Hopfield's analog circuit (1984), ideal amplifiers whose input conductance is the weights'.
+The elastic substrate has no dissipation at rest and is refused. Units: the energy unit of
+each circuit is potential^2 x conductance, a power, so heat is in "energy x time" (joules for
+volts, siemens and seconds). Heat flows into the environment (> 0).
 
 Every method presents one mini-batch per cycle and holds each sample's network for the same
 durations: tau_rest at zero perturbation and tau_fast + tau_slow perturbed (the TCL protocol's
@@ -32,30 +36,25 @@ import xarray as xr
 
 from synapse_dyn import training
 from synapse_dyn.io import describe
-from synapse_dyn.networks import ResistorNetwork
 from synapse_dyn.synapses import MarkovLadder
 
 from .dissipation import steady_dissipation
 
 METHODS = ("tcl", "ep", "cpl")
+SUBSTRATES = ("resistor", "diode", "hopfield")  # the circuits with a dissipated power
 KT_JOULE = 1.380649e-23 * 298.15  # kT at 25 C in joules (the circuit in V, S, s)
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 _NODES, _WEIGHTS = (_NODES + 1.0) / 2, _WEIGHTS / 2  # on [0, 1]
 
 
-def _power(network: ResistorNetwork, w, x, inputs):
-    """Joule power P = sum_e g_e (v_i - v_j)^2 at the network state x, as 2 E."""
-    return 2.0 * network.energy(x, w, inputs)
-
-
 def _phase_powers(network, w, inputs, targets, rule, strengths):
-    """P(x_b) summed over the batch's samples, per perturbation strength b (b = 0: the free
-    state), shape (strengths,)."""
+    """P(x_b) summed over the samples, per perturbation strength b (b = 0: the free state),
+    shape (strengths,)."""
 
     def one(i, y):
         free = network.equilibrium(w, i)
         states = jax.vmap(lambda b: rule.perturb(network, w, i, y, free, b))(strengths)
-        return jax.vmap(lambda x: _power(network, w, x, i))(states)
+        return jax.vmap(lambda x: network.power(x, w, i))(states)
 
     return jnp.sum(jax.vmap(one)(inputs, targets), axis=0)
 
@@ -64,7 +63,7 @@ _phase_powers_jit = eqx.filter_jit(_phase_powers)
 
 
 def cycle_heat(method: str, network, w, inputs, targets, rule, config) -> float:
-    """Joule heat of one cycle (one mini-batch; module docstring), energy x time."""
+    """Heat of the cycles that present these samples (module docstring), energy x time."""
     ramps = config.tau_fast + config.tau_slow
     strength = float(rule.strength)
     fractions = np.concatenate([[0.0, 1.0], _NODES])
@@ -82,14 +81,15 @@ def learning_energy(
     thermal_energy: float = KT_JOULE,
 ) -> xr.Dataset:
     """Test loss after each epoch and the cumulative heat spent, for ``method`` (tcl, ep or cpl)
-    on ``config``'s resistor task; TCL adds the housekeeping heat of one ``memory`` (default
-    ``MarkovLadder(0.1)``) per parameter. Dimension ``epoch`` (0 = initial parameters)."""
+    on ``config``'s task and circuit (resistor, diode or hopfield); TCL adds the housekeeping
+    heat of one ``memory`` (default ``MarkovLadder(0.1)``) per parameter. Dimension ``epoch``
+    (0 = initial parameters)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    if config.substrate != "resistor":
+    if config.substrate not in SUBSTRATES:
         raise ValueError(
-            f"energy to accuracy is defined for the resistor substrate (Joule heat), not "
-            f"{config.substrate!r}."
+            f"energy to accuracy needs a dissipative circuit, one of {SUBSTRATES}; the "
+            f"{config.substrate!r} substrate dissipates nothing at equilibrium."
         )
     config = training.TrainConfig(
         **{**config.__dict__, "rule": method, "variant": "positive", "tcl_drive": "ep"}
@@ -105,23 +105,11 @@ def learning_energy(
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
     batches = len(x) // config.batch_size
     loss = [training.metrics(network, w, task, rule.cost)["test_loss"]]
-    heats, size = [], config.batch_size
+    presented = batches * config.batch_size  # the last partial batch is dropped
+    heats = []
     for epoch in range(config.epochs):
         rate = config.learning_rate * config.lr_decay**epoch
-        heats.append(
-            sum(
-                cycle_heat(
-                    method,
-                    network,
-                    w,
-                    x[k * size : (k + 1) * size],
-                    y[k * size : (k + 1) * size],
-                    rule,
-                    config,
-                )
-                for k in range(batches)
-            )
-        )
+        heats.append(cycle_heat(method, network, w, x[:presented], y[:presented], rule, config))
         if tcl is not None:
             w = tcl.epoch(w, epoch, jnp.asarray(rate))
         else:

@@ -95,14 +95,22 @@ class DiodeNetwork(AbstractLayeredNetwork):
         return curvature, drive
 
     def energy(self, x, w, inputs):
-        """E = sum 1/2 G_ij (v_i - v_j)^2 - sum b^T v, expanded as
-        1/2 [v_up^2 . G 1 - 2 v_up^T G v_low + G^T 1 . v_low^2] per crossbar."""
+        """E = sum 1/2 G_ij (v_i - v_j)^2 - sum b^T v (the resistors' half of ``power``)."""
+        bias = sum(b @ v for b, v in zip(w["biases"], x, strict=True))
+        return 0.5 * self.power(x, w, inputs) - bias
+
+    def power(self, x, w, inputs):
+        """Power dissipated at state x, the sum over elements of current x voltage drop:
+        P = sum_k sum_ij G_k[i, j] (v_{k+1, i} - v_{k, j})^2 >= 0 (heat into the environment
+        per time, potential^2 x conductance), expanded per crossbar as
+        v_up^2 . G 1 - 2 v_up^T G v_low + G^T 1 . v_low^2. The ideal diodes add nothing (a
+        conducting one has no voltage drop, a blocking one no current), and the bias current
+        sources deliver power rather than dissipate it, so P = 2 (E + b^T v), not 2 E."""
         below = (self.sources(inputs), *x[:-1])
-        joule = sum(
-            0.5 * (up**2 @ jnp.sum(G, 1) - 2 * up @ G @ low + jnp.sum(G, 0) @ low**2)
+        return sum(
+            up**2 @ jnp.sum(G, 1) - 2 * up @ G @ low + jnp.sum(G, 0) @ low**2
             for up, G, low in zip(x, w["weights"], below, strict=True)
         )
-        return joule - sum(b @ v for b, v in zip(w["biases"], x, strict=True))
 
     def synaptic_current(self, x, w, inputs):
         """dE/dG_k[i, j] = 1/2 (v_{k+1, i} - v_{k, j})^2, dE/db = -v."""

@@ -74,6 +74,47 @@ class HopfieldNetwork(AbstractLayeredNetwork):
         bias = sum(b @ s for b, s in zip(w["biases"], x, strict=True))
         return quadratic - coupling - bias
 
+    def power(self, x, w, inputs):
+        """Static power dissipated in the resistors of Hopfield's analog circuit (PNAS 81, 3088,
+        1984) at state x (docs/thermodynamics.md, "Energy to accuracy"). Each free unit is an
+        ideal amplifier (infinite input resistance) with input potential u and output
+        s = clip(S u, lo, hi); the inputs are voltage sources; each coupling W_k[i, j] is a
+        conductance |W_k[i, j]| from the output sign(W) s_j (inverting output when W < 0) to
+        the input u_i, and one more from sign(W) s_i to u_j between free layers (T_ij = T_ji);
+        the biases are current sources b into u. S = sum_j |W_ij| over both directions (the
+        total conductance at u, Hopfield's 1/R_i), so E is Hopfield's circuit energy. KCL at u:
+        u = (W s + b) / S at a hidden unit (saturated or not) and u = s / S at a linear output
+        (where a nudge's current or a clamp acts). Then
+            P = sum over resistors |W_ij| (sign(W_ij) s_j - u_i)^2 >= 0,
+        heat into the environment per time in conductance x potential^2 (W a conductance, s a
+        potential), the resistor network's unit. The amplifiers' own supply power is not
+        counted (ideal amplifiers, as ideal sources elsewhere)."""
+        if np.isfinite(self.output_bounds).any():
+            raise ValueError(
+                f"HopfieldNetwork.power needs linear outputs, got output_bounds "
+                f"{self.output_bounds}: a saturated output's input potential is not a function "
+                "of the state; use output_bounds=(-inf, inf)."
+            )
+        weights, n = w["weights"], len(x)
+        conductance = [jnp.sum(jnp.abs(W), 1) for W in weights]  # from the layer below
+        for k in range(n - 1):
+            conductance[k] = conductance[k] + jnp.sum(jnp.abs(weights[k + 1]), 0)  # from above
+        potentials = []
+        for k, (s, S) in enumerate(zip(x, conductance, strict=True)):
+            numerator = s if k == n - 1 else self.layer_coefficients(k, x, w, inputs)[1]
+            potentials.append(jnp.where(S > 0, numerator / jnp.where(S > 0, S, 1.0), 0.0))
+
+        def resistors(W, sources, u):
+            """Heat of conductances |W_ij| from sign(W_ij) sources_j to u_i."""
+            return jnp.sum(jnp.abs(W) * (jnp.sign(W) * sources[None, :] - u[:, None]) ** 2)
+
+        below = (inputs, *x[:-1])
+        forward = sum(
+            resistors(W, low, u) for W, low, u in zip(weights, below, potentials, strict=True)
+        )
+        backward = sum(resistors(weights[k].T, x[k], potentials[k - 1]) for k in range(1, n))
+        return forward + backward
+
     def synaptic_current(self, x, w, inputs):
         """dE/dW_k = -s_{k+1} s_k^T, dE/db_k = -s_k."""
         below = (inputs, *x[:-1])

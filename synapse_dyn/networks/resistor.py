@@ -179,6 +179,11 @@ class ResistorNetwork(AbstractNetwork):
         """E = 1/2 sum_e g_e (v_i - v_j)^2."""
         return 0.5 * jnp.sum(w * self.drops(self.potentials(x, inputs)) ** 2)
 
+    def power(self, x, w, inputs):
+        """Joule power dissipated at state x, P = sum_e g_e (v_i - v_j)^2 = 2 E >= 0 (heat into
+        the environment per time), in potential^2 x conductance: the energy unit, a power."""
+        return jnp.sum(w * self.drops(self.potentials(x, inputs)) ** 2)
+
     def synaptic_current(self, x, w, inputs):
         """dE/dg_e = 1/2 (v_i - v_j)^2."""
         del w
