@@ -6,7 +6,7 @@ Both compute each phase's batch-mean current as one contraction; the TCL cycle a
 levels - 1 perturbed relaxations, a second free relaxation of the next batch (under the
 updated parameters) and, per synapse, the exact memory propagation with g integrated on
 (substeps + 1) nodes per stretch, with the embedded error estimate (docs/tcl.md). Two
-settings: the default (levels 9, substeps 6) and a coarse one (levels 3, substeps 4).
+settings: the default (levels 9, substeps 8) and a coarse one (levels 3, substeps 4).
 
     python benchmarks/bench_tcl.py [--cycles 200] [--mnist PATH]
 
@@ -33,7 +33,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 SETTINGS = {
-    "default quadrature (levels 9, substeps 6)": {},
+    "default quadrature (levels 9, substeps 8)": {},
     "coarse quadrature (levels 3, substeps 4)": dict(levels=3, substeps=4),
 }
 

@@ -41,7 +41,7 @@ def simulate(
     mode: Literal["quasistatic", "relaxation"] = "quasistatic",
     seed: int = 0,
     levels: int = 9,
-    substeps: int = 6,
+    substeps: int = 8,
     quadrature_rtol: float | None = None,
     saveat: Float[ArrayLike, " n"] | diffrax.SaveAt | None = None,
     solver: diffrax.AbstractSolver | None = None,

@@ -234,18 +234,22 @@ def cycle_response(
     times: Float[ArrayLike, " k"],
     shapes: Float[ArrayLike, "k m"],
     resolution: float,
-    substeps: int = 6,
+    substeps: int = 8,
     corners: Float[ArrayLike, " c"] | None = None,
+    settle: float = np.inf,
 ) -> CycleResponse:
     """The ``CycleResponse`` of ``memory`` to shapes known at the knot ``times`` (linear in
     between; equal times make a jump) over [times[0], times[-1]].
 
     The quadrature nodes: ``substeps`` intervals from each of the ``corners`` (default: every
     knot) to the next, geometrically graded from ``resolution`` (a fraction of the memory's
-    time scale, where the transient after a corner lives). u at the nodes is exact whatever
-    knots lie between them: the memory is propagated through every knot and node by matrix
-    exponentials of the augmented system d(z, s, s', q)/dt = (M z + b s, s', 0, u), so only
-    the integral of g(u) - u between nodes (exact for u linear between them) approximates.
+    time scale) up to ``settle`` after the corner (where its transient has decayed, and u
+    crosses the nonlinearity's kinks) with all but the last eighth of them, and on to the next
+    corner with those (``settle = inf``: one grading over the stretch). u at the nodes is
+    exact whatever knots lie between them: the memory is propagated through every knot and
+    node by matrix exponentials of the augmented system d(z, s, s', q)/dt = (M z + b s, s', 0,
+    u), so only the integral of g(u) - u between nodes (exact for u linear between them)
+    approximates.
     Give as corners the times where the current's slope changes much (a protocol's corners),
     not the small kinks between them, to spend the nodes where the transients are.
     """
@@ -264,10 +268,21 @@ def cycle_response(
     starts = np.unique(np.append(marks[(marks > times[0]) & (marks < times[-1])], times[0]))
     ends = np.append(starts[1:], times[-1])
     spans = ends - starts
+    # inner nodes graded geometrically from ``resolution`` to ``settle`` (the transient after
+    # a corner), then on to the stretch's end over its last eighth of intervals; where the
+    # stretch is too short for that, one geometric grading over all of it
+    tail = max(1, substeps // 8)
     smallest = np.clip(resolution / spans, 1e-12, 1.0 / substeps)
-    fractions = smallest[:, None] ** (1 - np.arange(substeps) / max(substeps - 1, 1))
+    upper = np.clip(settle / spans, smallest, smallest ** (tail / (substeps - 1)))
+    fractions = np.concatenate(
+        [
+            np.geomspace(smallest, upper, substeps - tail, axis=1),
+            np.geomspace(upper, np.ones_like(upper), tail + 1, axis=1)[:, 1:-1],
+        ],
+        axis=1,
+    )
     nodes = starts[:, None] + spans[:, None] * np.concatenate(
-        [np.zeros((len(spans), 1)), fractions[:, :-1], np.ones((len(spans), 1))], axis=1
+        [np.zeros((len(spans), 1)), fractions, np.ones((len(spans), 1))], axis=1
     )
     nodes[:, -1] = ends
 
