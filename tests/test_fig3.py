@@ -6,6 +6,8 @@ import pytest
 
 from synapse_dyn.analysis.figures import fig3
 
+pytestmark = pytest.mark.xdist_group("fig3 full size")  # one process computes the figure
+
 
 @pytest.fixture(scope="module")
 def figure():

@@ -48,7 +48,11 @@ def elastic():
 SUBSTRATES = {"resistor": resistor, "diode": diode, "hopfield": hopfield, "elastic": elastic}
 
 
-@pytest.fixture(scope="module", params=list(SUBSTRATES))
+# one process per substrate (xdist loadgroup): its report is computed once, not per worker
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(k, marks=pytest.mark.xdist_group(f"rules {k}")) for k in SUBSTRATES],
+)
 def case(request):
     return SUBSTRATES[request.param]()
 
