@@ -3,6 +3,7 @@ bugs fail loudly; child processes and the shared compilation cache as described 
 
 import os
 import shutil
+import sys
 import tempfile
 
 import jax
@@ -73,4 +74,8 @@ def quick_figure(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _matplotlib_agg(monkeypatch):
+    """Figures draw off screen, and each test's figures are closed after it."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

@@ -90,16 +90,19 @@ def test_sparse_direct_batches_share_one_factorisation_and_match_scipy():
 def tcl_run(net, rule, shortcut, monkeypatch):
     monkeypatch.setattr(tcl_network, "_has_thevenin", lambda network: shortcut)
     inputs, targets = batch(6, seed=3)
-    return simulate(
-        Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.5),
-        P.Sawtooth(1.0, 99.0),
-        t1=500.0,
-        network=net,
-        rule=rule,
-        task=Schedule(inputs, targets, 2),
-        w0=net.init(jax.random.key(4)),
-        levels=4,
-    )
+    # a fifth of the synapses (the weakly driven ones) sit in their dead zones: the comparison
+    # needs the same cycles by two paths, not a learning range
+    with pytest.warns(UserWarning, match="no-update regime"):
+        return simulate(
+            Synapse(EColiCascade(0.05), DeadZone(1e-4), 0.5),
+            P.Sawtooth(1.0, 99.0),
+            t1=500.0,
+            network=net,
+            rule=rule,
+            task=Schedule(inputs, targets, 2),
+            w0=net.init(jax.random.key(4)),
+            levels=4,
+        )
 
 
 @pytest.mark.parametrize(

@@ -360,7 +360,10 @@ def test_warnings_for_fast_protocols_and_out_of_range_nudges(resistor):
     common = dict(
         network=net, w0=w, rule=rules.EP(0.05, "positive"), task=Schedule(inputs, targets)
     )
-    with pytest.warns(UserWarning, match=r"fastest ramp lasts 2 kernel times"):
+    with (
+        pytest.warns(UserWarning, match=r"fastest ramp lasts 2 kernel times"),
+        pytest.warns(UserWarning, match=r"in the cancellation regime"),  # the ramp smoothed
+    ):
         simulate(
             Synapse(EColiCascade(0.5), DeadZone(1e-6)), P.Sawtooth(1.0, 99.0), t1=100.0, **common
         )

@@ -21,7 +21,7 @@ from synapse_dyn._progress import tqdm
 from synapse_dyn._tracing import traced
 from synapse_dyn.networks.resistor import Thevenin
 from synapse_dyn.protocols import AbstractProtocol
-from synapse_dyn.synapses.cycle import cycle_response
+from synapse_dyn.synapses.cycle import cycle_response, require_substeps
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
 
@@ -217,6 +217,8 @@ def _simulate_network(
             "levels must be an integer >= 2 (the free state and at least the full "
             f"perturbation), got {levels!r}."
         )
+    if mode == "quasistatic":
+        require_substeps(substeps)
     if quadrature_rtol is not None:
         require_positive("quadrature_rtol", quadrature_rtol)
     if thermal is not None and mode != "relaxation":
@@ -273,6 +275,7 @@ def _simulate_network(
             f"the quasi-static mode propagates linear memory exactly; {nonlinear[0]} needs "
             "mode='relaxation'."
         )
+    _require_unit_range(protocol)
     _warn_regimes(synapse, protocol, network, rule, schedule, w_start, mode, first)
     run = (synapse, protocol, network, rule, schedule, signs, w_start, state0, first, n_cycles)
     if mode == "relaxation":
@@ -354,6 +357,19 @@ def _norm(tree):
     return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
 
 
+def _require_unit_range(protocol: AbstractProtocol) -> None:
+    """Refuse a nudge protocol that leaves [0, 1] (it is linear between its corners)."""
+    period = float(protocol.period)
+    corners = np.unique(np.append(protocol.corners(), [0.0, period]))
+    times = np.concatenate([corners, (corners[:-1] + corners[1:]) / 2])
+    values = np.array([float(protocol(t)) for t in times[times < period]])
+    if values.min() < -1e-12 or values.max() > 1 + 1e-12:
+        raise ValueError(
+            f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, "
+            f"{values.max():.3g}]; scale it."
+        )
+
+
 def _knots(protocol: AbstractProtocol, levels: int, blend: float):
     """Times within one cycle where the current is known (corners, crossings of the nudge
     levels, the blend start), the matrix that interpolates the level currents onto them, the
@@ -377,11 +393,6 @@ def _knots(protocol: AbstractProtocol, levels: int, blend: float):
         times.extend([a, *np.sort(inner), b])
         values.extend([start, *np.interp(np.sort(inner), [a, b], [start, end]), end])
     values = np.asarray(values)
-    if values.min() < -1e-12 or values.max() > 1 + 1e-12:
-        raise ValueError(
-            f"the nudge protocol must take values in [0, 1], got [{values.min():.3g}, "
-            f"{values.max():.3g}]; scale it."
-        )
     weights = np.clip(1 - np.abs(values[:, None] - grid[None, :]) * (levels - 1), 0.0, 1.0)
     ramp = (
         np.clip((np.asarray(times) / period - (1 - blend)) / blend, 0.0, 1.0)

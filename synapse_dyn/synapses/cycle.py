@@ -229,6 +229,15 @@ class CycleResponse(eqx.Module):
         return final, total, embedded
 
 
+def require_substeps(substeps) -> None:
+    """Refuse a quadrature of fewer than 2 intervals per stretch."""
+    if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 2:
+        raise ValueError(
+            f"substeps must be an integer >= 2 (the error estimate drops every other node), "
+            f"got {substeps!r}."
+        )
+
+
 def cycle_response(
     memory: AbstractLinearMemory,
     times: Float[ArrayLike, " k"],
@@ -259,11 +268,7 @@ def cycle_response(
         raise ValueError("cycle_response needs at least two non-decreasing knot times.")
     if np.ptp(times) <= 0:
         raise ValueError("cycle_response needs knot times spanning a positive duration.")
-    if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 2:
-        raise ValueError(
-            f"substeps must be an integer >= 2 (the error estimate drops every other node), "
-            f"got {substeps!r}."
-        )
+    require_substeps(substeps)
     marks = times if corners is None else np.asarray(corners, dtype=float)
     starts = np.unique(np.append(marks[(marks > times[0]) & (marks < times[-1])], times[0]))
     ends = np.append(starts[1:], times[-1])
