@@ -35,9 +35,9 @@ its minimum rests on that bound, as a physical one does. Phase 3 alternates this
 theta-block with one exact block step of s (a sweep of a layered network, each layer its
 exact minimiser; the network's own solve otherwise), warm-started; each block step lowers F.
 For the Hopfield network theta = u + (epsilon / B) sum_k s_up,k s_low,k^T is a rank-B update
-of the knob and stays factored during the relaxation (a product W s costs O(B n), not the
-O(n_up n_low) of forming theta), so an update costs about one EP step plus a few small
-sweeps. For other network types the theta-block is minimised by optimistix (BFGS), then
+of the knob; a layer where that is cheaper stays factored during the relaxation (a product
+W s costs O(B n), not the O(n_up n_low) of forming theta), and the first layer's knob is
+never formed, so an update costs about one EP step plus a few small sweeps. For other network types the theta-block is minimised by optimistix (BFGS), then
 projected. The alternation converges at the rate epsilon lambda, lambda the largest
 eigenvalue of -d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine
 energy): the knob spring must be stiffer than the network's negative parameter stiffness,
@@ -88,7 +88,7 @@ class AgnosticEP(AbstractRule):
     """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
     stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
     The joint relaxation stops when a fixed-point step of theta is below ``tolerance``
-    (1 + max |u|) and ends with one alternation using the network's own solve of s; it fails
+    (1 + max |theta|), theta the parameters before the update, and ends with one alternation using the network's own solve of s; it fails
     loudly after ``max_iterations`` alternations."""
 
     strength: Float[Array, ""]
@@ -161,14 +161,12 @@ class AgnosticEP(AbstractRule):
         block = _theta_block(network, self.epsilon, knob, inputs)
         factored = type(network) is HopfieldNetwork  # theta(s) factored, never formed
         if factored:
-            theta_of, axes = (
-                _hopfield_block(knob, self.epsilon, inputs),
-                {"weights": None, "biases": 0},
-            )
+            theta_of, formed = _hopfield_block(w, homeostatic, self.epsilon, inputs)
+            axes = {"weights": None, "biases": 0}
             theta = theta_of(None, homeostatic)  # = w
         else:
             theta_of, axes, theta = block, None, w
-        threshold = self.tolerance * (1.0 + _max_abs(knob))
+        threshold = self.tolerance * (1.0 + _max_abs(w))
         # one exact block step of s per alternation (theta may be factored: no input checks)
         relax_once = network.sweep if isinstance(network, AbstractLayeredNetwork) else network.solve
 
@@ -200,14 +198,14 @@ class AgnosticEP(AbstractRule):
         theta, states, step, _, _, k = jax.lax.while_loop(running, alternate, start)
         # converged: a last alternation with the network's own solve of s, theta' formed
         nudged = settle(network.solve, theta, states)
-        theta = block(w if factored else theta, nudged)
+        theta = formed(nudged) if factored else block(theta, nudged)
         return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
         """g_hat = (theta - theta') / (epsilon beta), the batch's physical step divided by
         its learning rate; fails (under jit too) if the joint relaxation did not converge."""
         result = self.phases(network, w, inputs, targets, x0)
-        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(result.knob)))
+        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(w)))
         stopped = result.iterations < self.max_iterations  # early: the steps grew (diverging)
         decade = jnp.floor(jnp.log10(jnp.nan_to_num(result.residual, nan=1e3, posinf=1e3)))
         index = jnp.clip(decade, _DECADES[0], _DECADES[-1]) - _DECADES[0]
@@ -264,36 +262,59 @@ class _Crossbar(eqx.Module):
         )
 
 
-def _hopfield_block(knob, epsilon, inputs):
+def _hopfield_block(w, homeostatic, epsilon, inputs):
     """The Hopfield network's exact theta-block, theta = u - epsilon dE/dtheta(states) with
-    dE/dW_k = -mean s_(k+1) s_k^T, dE/db_k = -mean s_k: each W_k = u_k + (epsilon / B)
-    S_(k+1)^T S_k is a rank-B update of the knob, kept factored (``_Crossbar``), so an
-    alternation costs O(B) products with the states instead of forming theta twice. The
-    knob's drive of the first layer, u_0 x (x clamped), is constant through the relaxation:
-    it is computed once and folded into each example's first bias (batch axis on the
-    biases)."""
+    dE/dW_k = -mean s_(k+1) s_k^T, dE/db_k = -mean s_k and the knob u = w + epsilon
+    dE/dtheta(homeostatic states H). Each W_k is a rank-B update, (epsilon / B) L^T R, of a
+    base: W_0 = w_0 + (epsilon / B) (S_1 - H_1)^T X (both terms share the clamped inputs X,
+    so the first layer's knob is never formed) and W_k = u_k + (epsilon / B) S_(k+1)^T S_k
+    above it. Returns (relaxing, formed): ``formed(states)`` is theta; ``relaxing(_, states)``
+    keeps a layer factored (``_Crossbar``) where a product costs less so, B (n_up + n_low) <
+    n_up n_low, and the first layer's drive w_0 x, constant through the relaxation (x is
+    clamped), is then computed once and folded into each example's first bias (batch axis
+    on the biases)."""
     rows = inputs.shape[0]
     scale = epsilon / rows
-    bases = (None, *knob["weights"][1:])
-    drive = (
-        inputs @ knob["weights"][0].T,
-        *(jnp.zeros((rows, b.size)) for b in knob["biases"][1:]),
+    held_below = (inputs, *homeostatic[:-1])
+    bases = (w["weights"][0],) + tuple(
+        u - scale * h_up.T @ h_low
+        for u, h_up, h_low in zip(w["weights"][1:], homeostatic[1:], held_below[1:], strict=True)
     )
+    cheaper = [rows * sum(u.shape) < u.size for u in bases]
+    drive = inputs @ bases[0].T if cheaper[0] else jnp.zeros((rows, 1))
 
-    def theta(_, states):
-        below = (inputs, *states[:-1])
+    def layers(states):
+        """Per layer: (base, L, R) of W = base + scale L^T R, and the bias."""
+        lefts = (states[0] - homeostatic[0], *states[1:])
+        rights = (inputs, *states[:-1])
+        biases = tuple(
+            b + epsilon * (jnp.mean(s, axis=0) - jnp.mean(h, axis=0))
+            for b, s, h in zip(w["biases"], states, homeostatic, strict=True)
+        )
+        return zip(bases, lefts, rights, strict=True), biases
+
+    def relaxing(_, states):
+        weights, biases = layers(states)
         return {
             "weights": tuple(
-                _Crossbar(u, up, low, scale)
-                for u, up, low in zip(bases, states, below, strict=True)
+                _Crossbar(None if k == 0 else base, left, right, scale)
+                if cheaper[k]
+                else base + scale * left.T @ right
+                for k, (base, left, right) in enumerate(weights)
             ),
             "biases": tuple(
-                u[None] + d + epsilon * jnp.mean(s, axis=0)[None]
-                for u, d, s in zip(knob["biases"], drive, states, strict=True)
+                b[None] + (drive if k == 0 else jnp.zeros((rows, 1))) for k, b in enumerate(biases)
             ),
         }
 
-    return theta
+    def formed(states):
+        weights, biases = layers(states)
+        return {
+            "weights": tuple(base + scale * left.T @ right for base, left, right in weights),
+            "biases": biases,
+        }
+
+    return relaxing, formed
 
 
 def _step(old, new) -> Float[Array, ""]:
