@@ -37,10 +37,11 @@ exact minimiser; the network's own solve otherwise), warm-started; each block st
 For the Hopfield network theta = u + (epsilon / B) sum_k s_up,k s_low,k^T is a rank-B update
 of the knob; a layer where that is cheaper stays factored during the relaxation (a product
 W s costs O(B n), not the O(n_up n_low) of forming theta), and the first layer's knob is
-never formed, so an update costs about one EP step plus a few small sweeps. For other network types the theta-block is minimised by optimistix (BFGS), then
-projected. The alternation converges at the rate epsilon lambda, lambda the largest
-eigenvalue of -d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine
-energy): the knob spring must be stiffer than the network's negative parameter stiffness,
+never formed, so an update costs about one EP step plus a few small sweeps. For other
+network types the theta-block is minimised by optimistix (BFGS), then projected. The
+alternation converges at the rate epsilon lambda, lambda the largest eigenvalue of
+-d^2 Phi/d theta^2 (Phi = min_s E + b C is concave in theta for an affine energy): the knob
+spring must be stiffer than the network's negative parameter stiffness,
 epsilon lambda < 1, the same condition that makes the homeostatic equilibrium stable.
 """
 
@@ -88,8 +89,9 @@ class AgnosticEP(AbstractRule):
     """Agnostic EP with nudge strength ``beta`` > 0, knob compliance ``epsilon`` > 0 (spring
     stiffness 1/epsilon) and ``mode`` optimistic, pessimistic or centered (module docstring).
     The joint relaxation stops when a fixed-point step of theta is below ``tolerance``
-    (1 + max |theta|), theta the parameters before the update, and ends with one alternation using the network's own solve of s; it fails
-    loudly after ``max_iterations`` alternations."""
+    (1 + max |theta|), theta the parameters before the update, and ends with one alternation
+    using the network's own solve of s; it fails loudly after ``max_iterations``
+    alternations."""
 
     strength: Float[Array, ""]
     epsilon: Float[Array, ""]
