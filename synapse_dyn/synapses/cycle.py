@@ -303,16 +303,18 @@ def cycle_response(
     # e^{A h} = (e^{A h / 2^k})^(2^k), with |A h| / 2^k small enough for the Pade approximant
     entries = max(float(np.max(np.abs(part), initial=0.0)) for part in state_space)
     squarings = max(0, math.ceil(math.log2(max(entries, 1.0) * (1 + steps.max()) / 1e3)))
-    u_start, u_end, areas, final = _unit_responses(
-        state_space, steps, start_value, slope, squarings
+    # the rest is bookkeeping on small arrays, in NumPy: as JAX operations outside a program
+    # each would compile on its own (about 30 of them, 1-2 s for every new grid)
+    u_start, u_end, areas, final = map(
+        np.asarray, _unit_responses(state_space, steps, start_value, slope, squarings)
     )
     # node j of a stretch: the right limit at its start, then left limits at interval ends
     index = np.searchsorted(grid, nodes)
-    at_nodes = jnp.concatenate([u_start[:, index[:, :1]], u_end[:, index[:, 1:] - 1]], axis=2)
-    cumulative = jnp.concatenate([jnp.zeros((areas.shape[0], 1)), jnp.cumsum(areas, axis=1)], 1)
+    at_nodes = np.concatenate([u_start[:, index[:, :1]], u_end[:, index[:, 1:] - 1]], axis=2)
+    cumulative = np.concatenate([np.zeros((areas.shape[0], 1)), np.cumsum(areas, axis=1)], 1)
     stretch_areas = cumulative[:, index[:, -1]] - cumulative[:, index[:, 0]]
-    outputs = jnp.concatenate([at_nodes, stretch_areas[:, :, None]], axis=2)  # (m+n, c, nodes+1)
-    return CycleResponse(jnp.moveaxis(outputs, 0, 1), np.diff(nodes, axis=1), final)
+    outputs = np.concatenate([at_nodes, stretch_areas[:, :, None]], axis=2)  # (m+n, c, nodes+1)
+    return CycleResponse(np.moveaxis(outputs, 0, 1), np.diff(nodes, axis=1), final)
 
 
 @functools.partial(jax.jit, static_argnums=4)
