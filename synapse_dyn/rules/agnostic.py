@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike, Float, Int, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
 from synapse_dyn._checks import require_positive
 from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
@@ -74,7 +74,8 @@ class AgnosticPhases(eqx.Module):
     """One AEqProp update of a batch: the states of the three phases (leading batch axis),
     the knob u, the new parameters theta', and the joint relaxation's last fixed-point step
     max |theta_(k+1) - theta_k| (``residual``; for the factored Hopfield weights a
-    Cauchy-Schwarz bound of it) after ``iterations`` alternations."""
+    Cauchy-Schwarz bound of it) after ``iterations`` alternations, and whether it is below
+    the tolerance (``converged``)."""
 
     free: PyTree[Array]
     homeostatic: PyTree[Array]
@@ -83,6 +84,7 @@ class AgnosticPhases(eqx.Module):
     nudged: PyTree[Array]
     residual: Float[Array, ""]
     iterations: Int[Array, ""]
+    converged: Bool[Array, ""]
 
 
 class AgnosticEP(AbstractRule):
@@ -201,13 +203,14 @@ class AgnosticEP(AbstractRule):
         # converged: a last alternation with the network's own solve of s, theta' formed
         nudged = settle(network.solve, theta, states)
         theta = formed(nudged) if factored else block(theta, nudged)
-        return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k)
+        converged = step <= threshold
+        return AgnosticPhases(free, homeostatic, knob, theta, nudged, step, k, converged)
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
         """g_hat = (theta - theta') / (epsilon beta), the batch's physical step divided by
         its learning rate; fails (under jit too) if the joint relaxation did not converge."""
         result = self.phases(network, w, inputs, targets, x0)
-        failed = ~(result.residual <= self.tolerance * (1.0 + _max_abs(w)))
+        failed = ~result.converged
         stopped = result.iterations < self.max_iterations  # early: the steps grew (diverging)
         decade = jnp.floor(jnp.log10(jnp.nan_to_num(result.residual, nan=1e3, posinf=1e3)))
         index = jnp.clip(decade, _DECADES[0], _DECADES[-1]) - _DECADES[0]
