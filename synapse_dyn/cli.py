@@ -9,7 +9,9 @@
 
 Errors are reported as one line on stderr with a non-zero exit status. Compiled programs are
 kept in JAX's persistent compilation cache (``SYNAPSE_DYN_JAX_CACHE``: the folder; empty: off;
-default: the user cache folder), so a second run of a figure starts warm.
+default: the user cache folder), so a second run of a figure skips their compilation; JAX
+stores no program with a host callback, which our runtime checks (``eqx.error_if``) are, so the
+network programs still compile on every run (README).
 """
 
 import argparse
