@@ -118,6 +118,17 @@ def diode(sizes, gain, timeout=600.0):
             f"diode   nodes={sum(net.layer_sizes):>6d} ours {ours * 1e3:8.1f} ms ({sweeps} "
             f"sweeps)   ngspice op stopped after {timeout:.0f} s: ratio > {timeout / ours:.0f}"
         )
+        report(
+            "networks",
+            f"diode network, {sum(net.layer_sizes)} nodes, {sweeps} sweeps",
+            ours,
+            "ngspice operating point (stopped)",
+            timeout,
+            timeout / ours,
+            "-",
+            None,
+            f"ngspice stopped after {timeout:.0f} s: baseline and ratio are lower bounds",
+        )
         return
     theirs = time.perf_counter() - start
     names = [name for layer in net.node_names() for name in layer]
