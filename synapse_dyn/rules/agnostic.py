@@ -281,11 +281,16 @@ def _hopfield_block(w, homeostatic, epsilon, inputs):
     rows = inputs.shape[0]
     scale = epsilon / rows
     held_below = (inputs, *homeostatic[:-1])
-    bases = (w["weights"][0],) + tuple(
-        u - scale * h_up.T @ h_low
-        for u, h_up, h_low in zip(w["weights"][1:], homeostatic[1:], held_below[1:], strict=True)
+    bases = (
+        (w["weights"][0],)
+        + tuple(
+            w_k - scale * h_up.T @ h_low  # the knob u_k
+            for w_k, h_up, h_low in zip(
+                w["weights"][1:], homeostatic[1:], held_below[1:], strict=True
+            )
+        )
     )
-    cheaper = [rows * sum(u.shape) < u.size for u in bases]
+    cheaper = [rows * sum(base.shape) < base.size for base in bases]
     drive = inputs @ bases[0].T if cheaper[0] else jnp.zeros((rows, 1))
 
     def layers(states):

@@ -134,7 +134,8 @@ def _shared(synapses, w) -> tuple[tuple[int, ...], ...]:
     shortens the program (one memory loop per group, not per tensor: a 3-6-4-2 Hopfield
     network's cycle compiled in 6.4 s instead of 10.4 s) but copies every input into the
     joined vector once per cycle: for the 392,000 weights of a 784-500-10 network that made
-    the cycle 2.5x slower, while for small tensors the copies cost less than the loop."""
+    the cycle 2.2-3x slower (131-165 ms, 54-62 ms unjoined), while for small tensors the
+    copies cost less than the loop."""
     groups: dict[int, list[int]] = {}
     synapse_leaves = jax.tree.leaves(synapses, is_leaf=_is_synapse)
     for index, (syn, leaf) in enumerate(zip(synapse_leaves, jax.tree.leaves(w), strict=True)):
@@ -172,7 +173,8 @@ def _propagate(function, groups, synapses, per_group, *trees):
 def _join(leaves, shapes):
     """The leaves raveled over their parameter axes (``shapes``) into one array, trailing
     axes past them kept, written slice by slice into one buffer: XLA's concatenation of
-    leaves of very different sizes cost 10x more at 784-500-10 (a select per element)."""
+    leaves of very different sizes selects a leaf per element (joining all of a 784-500-10
+    network's leaves, the cycle took 165 ms by concatenation, 131 ms by slices)."""
     offsets = np.cumsum([0, *(int(np.prod(shape)) for shape in shapes)])
     tail = np.shape(leaves[0])[len(shapes[0]) :]
     if len(leaves) == 1:
