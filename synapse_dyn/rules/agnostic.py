@@ -280,13 +280,12 @@ def _hopfield_block(w, homeostatic, epsilon, inputs):
     on the biases)."""
     rows = inputs.shape[0]
     scale = epsilon / rows
-    held_below = (inputs, *homeostatic[:-1])
     bases = (
         (w["weights"][0],)
         + tuple(
             w_k - scale * h_up.T @ h_low  # the knob u_k
             for w_k, h_up, h_low in zip(
-                w["weights"][1:], homeostatic[1:], held_below[1:], strict=True
+                w["weights"][1:], homeostatic[1:], homeostatic[:-1], strict=True
             )
         )
     )
