@@ -1,5 +1,6 @@
 """Python-time validation: every bad input gets a ValueError naming the argument, its value,
-the allowed range and the fix. Runtime (jit-time) failures use ``eqx.error_if`` at their site."""
+the allowed range and the fix. Failures found while a compiled program runs
+are reported by ``synapse_dyn._runtime_checks``."""
 
 import os
 import typing

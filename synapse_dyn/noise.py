@@ -218,6 +218,7 @@ def langevin(
         args=args,
         saveat=saveat,
         max_steps=n_steps + 2,
+        throw=False,  # fixed steps never exceed max_steps; a check would be a host callback
         adjoint=diffrax.ForwardMode()
         if brownian == "increments"
         else diffrax.RecursiveCheckpointAdjoint(),

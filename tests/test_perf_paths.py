@@ -17,8 +17,9 @@ import scipy.sparse.linalg as spla
 
 from synapse_dyn import networks as nw
 from synapse_dyn import protocols as P
-from synapse_dyn import rules
-from synapse_dyn.networks import Clamp, CrossEntropy, SoftNudge, SparseDirect
+from synapse_dyn import rules, training
+from synapse_dyn._runtime_checks import RuntimeCheckError
+from synapse_dyn.networks import Clamp, CrossEntropy, SoftNudge, SparseDirect, circuits
 from synapse_dyn.simulate import Schedule, cycle_update_ode, simulate
 from synapse_dyn.simulate import network as tcl_network
 from synapse_dyn.synapses import DeadZone, EColiCascade, EColiKernel, Synapse, cycle_update
@@ -175,6 +176,37 @@ def test_cycle_update_ode_compiles_once_and_agrees_at_a_max(compilations):
     with pytest.warns(UserWarning, match="within 1e-6 of a jump of g"):
         fast, coarse = a_max_update(*SLOW_RAMPS[0], rtol=1e-9)
     assert abs(coarse - fast) > 1e-2  # the tie the warning is about
+
+
+def test_programs_have_no_host_callbacks_and_their_failures_still_raise(caplog, monkeypatch):
+    """JAX's persistent cache stores no program with a host callback, so ours have none (a
+    failure is NaN, raised by the function called): with the in-memory caches dropped, dense
+    and CG equilibria, EP and AgnosticEP updates, a training epoch, an elastic equilibrium, a
+    circuit and a TCL run compile (or load) without JAX's "uses host callbacks" note. The
+    failures still raise, naming the fix: CG and Newton out of steps, a diverging AgnosticEP."""
+    jax.clear_caches()
+    inputs, targets = batch()
+    dense, cg = resistor(), resistor(lx.CG(rtol=1e-13, atol=1e-15, max_steps=5000))
+    w = dense.init(jax.random.key(0))
+    graph = nw.triangular_lattice(4, 5, jitter=0.2, seed=3)
+    elastic = nw.ElasticNetwork(graph, [0], [graph.n_nodes - 1])
+    with caplog.at_level("DEBUG", logger="jax._src.compiler"):
+        dense.equilibrium(w, inputs[0])
+        cg.equilibrium(w, inputs[0])
+        rules.update(dense, w, (inputs, targets), rules.EP(0.3, "centered"))
+        rules.update(dense, w, (inputs, targets), rules.AgnosticEP(0.3, 0.05))
+        training.sgd_epoch(dense, rules.CpL(0.5, "positive"), w, inputs, targets, None, 0.1, 3)
+        elastic.equilibrium(elastic.init(jax.random.key(1)), jnp.array([0.05]))
+        circuits.compile_relu([(np.eye(2), np.zeros(2))])(np.ones((4, 2)))
+        tcl_run(dense, rules.EP(0.3, "random"), True, monkeypatch)
+    callbacks = [r.getMessage() for r in caplog.records if "host callbacks" in r.getMessage()]
+    assert not callbacks, callbacks
+    hasty = resistor(lx.CG(rtol=1e-13, atol=1e-15, max_steps=2))
+    with pytest.raises(RuntimeCheckError, match="iterative solver did not converge"):
+        hasty.equilibrium(w, inputs[0])
+    one_step = nw.ElasticNetwork(graph, [0], [graph.n_nodes - 1], max_steps=1)
+    with pytest.raises(RuntimeCheckError, match="Newton's method did not converge"):
+        one_step.equilibrium(one_step.init(jax.random.key(1)), jnp.array([0.3]))
 
 
 def test_cli_turns_on_the_persistent_compilation_cache(tmp_path):

@@ -8,13 +8,13 @@ the work done by the knobs per example against epsilon and beta, from physical-t
 
 import dataclasses
 
-import equinox as eqx
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
 from synapse_dyn import experiments, networks, rules
+from synapse_dyn._runtime_checks import RuntimeCheckError
 from synapse_dyn.io import describe
 from synapse_dyn.simulate import Schedule, simulate
 from synapse_dyn.simulate.agnostic import AgnosticProtocol
@@ -100,7 +100,7 @@ def _curve(config: TrainConfig, progress: bool):
             return np.pad(values, (0, config.epochs - epochs), constant_values=np.nan), (
                 epochs < config.epochs
             )
-        except (eqx.EquinoxRuntimeError, FloatingPointError):
+        except (RuntimeCheckError, FloatingPointError):
             epochs = epochs // 2
     return np.full(config.epochs + 1, np.nan), True
 

@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PyTree, Scalar
 
 from synapse_dyn._checks import require_finite
+from synapse_dyn._runtime_checks import raise_unless_finite
 
 
 class AbstractCost(eqx.Module):
@@ -102,6 +103,11 @@ class AbstractNetwork(eqx.Module):
     n_inputs: eqx.AbstractVar[int]
     n_outputs: eqx.AbstractVar[int]
     relaxation_time: eqx.AbstractVar[float]
+    # why an equilibrium can come out non-finite (NaN: ``synapse_dyn._runtime_checks``)
+    failure: ClassVar[str] = (
+        "the system is singular (a node without a path to a source or ground, a vanishing "
+        "conductance), an iterative solver did not converge, or an input is NaN."
+    )
 
     @abc.abstractmethod
     def energy(self, x: PyTree[Array], w: PyTree[Array], inputs: Float[Array, " n_in"]) -> Scalar:
@@ -124,8 +130,8 @@ class AbstractNetwork(eqx.Module):
     ) -> PyTree[Array]:
         """argmin_x of E (+ beta C for a soft nudge; over the non-output coordinates for a
         clamp), started from ``x0`` where the solver is iterative. Validates the inputs and
-        parameters (Python time), solves under jit, and errors at run time if the state is
-        not finite."""
+        parameters (Python time), solves under jit, and raises ``RuntimeCheckError`` if the
+        state is not finite."""
         if np.shape(inputs) != (self.n_inputs,):
             raise ValueError(
                 f"inputs must have shape ({self.n_inputs},) for this {type(self).__name__}, got "
@@ -144,7 +150,11 @@ class AbstractNetwork(eqx.Module):
             require_finite(name, values)
             if isinstance(nudge, SoftNudge):
                 require_finite("nudge beta", nudge.beta)
-        return _equilibrium(self, w, jnp.asarray(inputs, dtype=float), nudge, x0)
+        x = _equilibrium(self, w, jnp.asarray(inputs, dtype=float), nudge, x0)
+        raise_unless_finite(
+            x, f"the {type(self).__name__} equilibrium is not finite: {self.failure}"
+        )
+        return x
 
     @abc.abstractmethod
     def solve(
@@ -245,9 +255,7 @@ class AbstractNetwork(eqx.Module):
 
 @eqx.filter_jit
 def _equilibrium(network, w, inputs, nudge, x0):
-    return check_state(
-        network.solve(w, inputs, nudge, x0), f"the {type(network).__name__} equilibrium"
-    )
+    return network.solve(w, inputs, nudge, x0)
 
 
 def check_targets(network: AbstractNetwork, targets: ArrayLike, name: str = "targets") -> None:
@@ -259,14 +267,3 @@ def check_targets(network: AbstractNetwork, targets: ArrayLike, name: str = "tar
             f"got shape {shape}; match the task's output size to the network's."
         )
     require_finite(name, targets)
-
-
-def check_state(x: PyTree[Array], what: str) -> PyTree[Array]:
-    """Runtime guard: error (under jit too) if an equilibrium is not finite."""
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(x)]))
-    return eqx.error_if(
-        x,
-        ~finite,
-        f"{what} is not finite: the system is singular (a node without a path to a source or "
-        "ground, a vanishing conductance) or an input is NaN.",
-    )

@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite
+from synapse_dyn._runtime_checks import RuntimeCheckError, raise_unless_finite
 
 from .spice import build_netlist
 
@@ -581,7 +582,14 @@ class Circuit(eqx.Module):
         require_finite("inputs", inputs)
         x = jnp.asarray(inputs, dtype=float).reshape(-1, self.n_inputs)
         layered = self.layered and method != "lcp"
-        solution = _solve(self, x, layered)
+        solution, ok = _solve(self, x, layered)
+        if not bool(ok):
+            raise RuntimeCheckError(_FAILURES[layered])
+        raise_unless_finite(
+            solution.v,
+            "the circuit's steady state is not finite (an input is NaN or the equations are "
+            "singular).",
+        )
         return jax.tree.map(lambda a: a.reshape(*shape[:-1], a.shape[-1]), solution)
 
     def __call__(self, inputs: Float[ArrayLike, "... n_in"]) -> Float[Array, "... n_out"]:
@@ -638,13 +646,7 @@ class Circuit(eqx.Module):
                 current = jnp.where(node == bound, jnp.maximum(sign * excess, 0.0), 0.0)
                 rows = jnp.arange(batch)[:, None]
                 i = i.at[rows, jnp.maximum(which, 0)].add(jnp.where(which >= 0, current, 0.0))
-        v = eqx.error_if(
-            v,
-            ~ok,
-            "two diodes at one node conduct in series between fixed voltages (lower bound "
-            "above upper bound): nothing limits their current for these inputs.",
-        )
-        return Solution(v, i)
+        return Solution(v, i), ok
 
     def _lcp(self, x):
         M, D, r0, R = self.mna()
@@ -653,10 +655,10 @@ class Circuit(eqx.Module):
         KD, k0, KR = K[:, :nd], K[:, nd], K[:, nd + 1 :]
         A = D.T @ KD
         q = (self.diodes.offset - D.T @ k0)[None] - x @ (D.T @ KR).T
-        i = jax.vmap(lambda qq: _lcp_solve(A, qq))(q)
+        i, converged = jax.vmap(lambda qq: _lcp_solve(A, qq))(q)
         z = k0[None] + x @ KR.T - i @ KD.T
         v = jnp.concatenate([jnp.zeros((x.shape[0], 1)), z[:, : self.n_nodes - 1]], axis=1)
-        return Solution(v, i)
+        return Solution(v, i), jnp.all(converged)
 
     # ---- checks of a solution -----------------------------------------------------------
 
@@ -765,16 +767,14 @@ def _bound(v, table, other, shift, empty):
 
 
 _mna = eqx.filter_jit(lambda circuit: circuit.mna())
-
-
-@eqx.filter_jit
-def _solve(circuit, x, layered):
-    solution = circuit._layered(x) if layered else circuit._lcp(x)
-    return eqx.error_if(
-        solution,
-        ~jnp.all(jnp.isfinite(solution.v)),
-        "the circuit's steady state is not finite (an input is NaN or the equations are singular).",
-    )
+# (Solution, whether it is valid) by the layered method (True) or the LCP (False)
+_solve = eqx.filter_jit(lambda c, x, layered: c._layered(x) if layered else c._lcp(x))
+_FAILURES = {
+    True: "two diodes at one node conduct in series between fixed voltages (lower bound above "
+    "upper bound): nothing limits their current for these inputs.",
+    False: "the diode complementarity problem did not converge: the circuit is ill-posed (its "
+    "diode matrix is not a P-matrix) or badly conditioned.",
+}
 
 
 def _lcp_solve(A, q, patience: int = 3):
@@ -782,10 +782,11 @@ def _lcp_solve(A, q, patience: int = 3):
     diodes flips every infeasible index while their number reaches new lows; after
     ``patience`` steps without one, single flips of the least infeasible index (Murty's
     method, finite for P-matrices) until it does (Judice and Pires 1994). The lowest count
-    falls at most n times, so the method is finite whenever Murty's is."""
+    falls at most n times, so the method is finite whenever Murty's is. Returns (i, whether
+    it converged)."""
     n = q.size
     if n == 0:
-        return q
+        return q, jnp.asarray(True)
     tol = 1e-11 * (1.0 + jnp.max(jnp.abs(q), initial=0.0))
 
     def complementary(on):
@@ -811,12 +812,7 @@ def _lcp_solve(A, q, patience: int = 3):
     on = q < 0
     state = (on, infeasible(on), n + 1, patience, 0)
     on, bad, *_ = jax.lax.while_loop(lambda s: jnp.any(s[1]) & (s[4] < 50 + 20 * n), step, state)
-    return eqx.error_if(
-        complementary(on)[0],
-        jnp.any(bad),
-        "the diode complementarity problem did not converge: the circuit is ill-posed (its "
-        "diode matrix is not a P-matrix) or badly conditioned.",
-    )
+    return complementary(on)[0], ~jnp.any(bad)
 
 
 # ---- ReLU networks <-> circuits ------------------------------------------------------------

@@ -13,6 +13,8 @@ networks), from the rest configuration or from ``x0``; a clamp of the target str
 as the Lagrangian system grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ import numpy as np
 import optimistix as optx
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
+from synapse_dyn._runtime_checks import poison
 
 from ._base import AbstractNetwork, Clamp
 from .graphs import Graph
@@ -28,6 +31,10 @@ from .graphs import Graph
 class ElasticNetwork(AbstractNetwork):
     """A 2D spring network with source edges (inputs: strains) and target edges (outputs)."""
 
+    failure: ClassVar[str] = (
+        "Newton's method did not converge: strains too large for the rest configuration "
+        "(lower the input strain or beta), or a floppy network."
+    )
     graph: Graph
     source_edges: np.ndarray
     target_edges: np.ndarray
@@ -220,7 +227,7 @@ def newton(residual, y0, tolerance: float, steps: int):
     """Newton's method for residual(y) = 0 (``optimistix.Newton``, dense Jacobians), stopping
     once every component of the step is below tolerance (1 + |y_i|) and of the residual below
     tolerance, after at most ``steps`` iterations; differentiable by the implicit function
-    theorem. Raises unless |residual| <= sqrt(tolerance) (1 + |y|) at the end."""
+    theorem. NaN unless |residual| <= sqrt(tolerance) (1 + |y|) at the end."""
     solution = optx.root_find(
         lambda y, _: residual(y),
         optx.Newton(rtol=tolerance, atol=tolerance),
@@ -229,9 +236,6 @@ def newton(residual, y0, tolerance: float, steps: int):
         throw=False,  # a solve that used every step is judged by its residual below
     )
     y = solution.value
-    return eqx.error_if(
-        y,
-        jnp.linalg.norm(residual(y)) > jnp.sqrt(tolerance) * (1.0 + jnp.linalg.norm(y)),
-        "Newton's method did not converge for the elastic network: strains too large for the "
-        "rest configuration (lower the input strain or beta), or a floppy network.",
+    return poison(
+        y, jnp.linalg.norm(residual(y)) <= jnp.sqrt(tolerance) * (1.0 + jnp.linalg.norm(y))
     )

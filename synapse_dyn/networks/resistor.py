@@ -21,8 +21,9 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
+from synapse_dyn._runtime_checks import poison, raise_unless_finite
 
-from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge, check_state
+from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
 from .spice import netlist
 
@@ -250,14 +251,18 @@ class ResistorNetwork(AbstractNetwork):
                 lx.DiagonalLinearOperator(jax.lax.stop_gradient(1.0 / diagonal)),
                 lx.positive_semidefinite_tag,
             )
-            return lambda rhs, guess: (
-                lx.linear_solve(
+
+            def conjugate_gradients(rhs, guess):
+                solution = lx.linear_solve(
                     operator,
                     rhs,
                     self.solver,
                     options={"preconditioner": jacobi, "y0": jax.lax.stop_gradient(guess)},
-                ).value
-            )
+                    throw=False,
+                )
+                return poison(solution.value, solution.result == lx.RESULTS.successful)
+
+            return conjugate_gradients
         # off-diagonal entries -g_e between free end nodes (fixed ends contribute 0 anywhere)
         slots = jnp.minimum(
             jnp.searchsorted(jnp.asarray(self.free_nodes), jnp.arange(self.graph.n_nodes)),
@@ -285,8 +290,11 @@ class ResistorNetwork(AbstractNetwork):
                 matvec, rhs, direct, symmetric=True
             )
         matrix = jnp.zeros((self.n_free, self.n_free)).at[rows, cols].add(values)
+        # throw=False: no host callback (synapse_dyn._runtime_checks); singular shows as NaN
         return lambda rhs, guess: (
-            lx.linear_solve(lx.MatrixLinearOperator(matrix, tags), rhs, self.solver).value
+            lx.linear_solve(
+                lx.MatrixLinearOperator(matrix, tags), rhs, self.solver, throw=False
+            ).value
         )
 
     def thevenin(
@@ -306,7 +314,9 @@ class ResistorNetwork(AbstractNetwork):
         )
         solve = self._linear_solver(w, jnp.ones(self.n_free), zero)
         states = jax.vmap(lambda rhs: solve(rhs, zero))(jnp.concatenate([sources(inputs), units]))
-        states = check_state(states, f"the {type(self).__name__} equilibrium")
+        raise_unless_finite(
+            states, f"the {type(self).__name__} equilibrium is not finite: {self.failure}"
+        )
         batch = len(inputs)
         return states[:batch], Thevenin(self, states[batch:].T)
 

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from synapse_dyn._checks import concrete
+from synapse_dyn._runtime_checks import RuntimeCheckError, all_finite
 from synapse_dyn.networks._base import (
     DEFAULT_COST,
     AbstractCost,
@@ -66,6 +68,16 @@ class AbstractRule(eqx.Module):
     def draw_sign(self, key: Array | None) -> Float[Array, ""]:
         return jnp.ones(())
 
+    def failure(
+        self,
+        network: AbstractNetwork,
+        w: PyTree[Array],
+        inputs: Float[Array, "batch n_in"],
+        targets: Float[Array, "batch n_out"],
+    ) -> str:
+        """Why this batch's estimate came out non-finite, and the fix (``update``'s error)."""
+        return f"the {type(self).__name__} estimate is not finite: {network.failure}"
+
 
 @eqx.filter_jit
 def batch_estimate(
@@ -97,13 +109,16 @@ def update(
 
     ``batch = (inputs, targets)`` with a leading sample axis; ``key`` drives the random-sign
     variant (one sign per call). Validates shapes, finiteness and parameter ranges, then runs
-    one jitted, vmapped computation (compiled once per network structure and rule type).
+    one jitted, vmapped computation (compiled once per network structure and rule type);
+    raises ``RuntimeCheckError`` with the rule's ``failure`` if the estimate is not finite.
     """
     validate(network, w, batch, rule, key)
-    inputs, targets = batch
-    return batch_estimate(
-        network, w, jnp.asarray(inputs, float), jnp.asarray(targets, float), rule, key
-    )
+    inputs, targets = (jnp.asarray(a, float) for a in batch)
+    g = batch_estimate(network, w, inputs, targets, rule, key)
+    finite = concrete(all_finite(g))
+    if finite is not None and not finite:
+        raise RuntimeCheckError(rule.failure(network, w, inputs, targets))
+    return g
 
 
 def validate(

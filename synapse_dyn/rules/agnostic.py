@@ -50,11 +50,11 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
 from synapse_dyn._checks import require_positive
+from synapse_dyn._runtime_checks import poison
 from synapse_dyn.networks import DiodeNetwork, ElasticNetwork, HopfieldNetwork, ResistorNetwork
 from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork, SoftNudge
 from synapse_dyn.networks.layered import AbstractLayeredNetwork
@@ -66,7 +66,6 @@ MODES = {"optimistic": (0.0, 1.0), "pessimistic": (-1.0, 0.0), "centered": (-0.5
 # network types whose energy is affine in the parameters (the closed-form theta-block); a
 # subclass may change the energy, so the check is on the exact type
 AFFINE = (ResistorNetwork, DiodeNetwork, ElasticNetwork, HopfieldNetwork)
-_DECADES = np.arange(-12, 3)
 _GROWING = 8
 
 
@@ -208,33 +207,31 @@ class AgnosticEP(AbstractRule):
 
     def batch_estimate_and_state(self, network, w, inputs, targets, sign, x0=None):
         """g_hat = (theta - theta') / (epsilon beta), the batch's physical step divided by
-        its learning rate; fails (under jit too) if the joint relaxation did not converge."""
+        its learning rate; NaN if the joint relaxation did not converge."""
         result = self.phases(network, w, inputs, targets, x0)
-        failed = ~result.converged
-        stopped = result.iterations < self.max_iterations  # early: the steps grew (diverging)
-        decade = jnp.floor(jnp.log10(jnp.nan_to_num(result.residual, nan=1e3, posinf=1e3)))
-        index = jnp.clip(decade, _DECADES[0], _DECADES[-1]) - _DECADES[0]
-        index = (index + len(_DECADES) * stopped).astype(int)
-        messages = [
-            f"AgnosticEP: the joint theta-s relaxation {how} (fixed-point step ~1e{d}, tolerance "
-            f"{self.tolerance:g}): {fix}."
-            for how, fix in (
-                (
-                    f"did not converge in {self.max_iterations} alternations",
-                    "raise max_iterations or lower epsilon",
-                ),
-                (
-                    f"diverged (its steps grew {_GROWING} times in a row, past 10x the first)",
-                    "epsilon exceeds the compliance at which the knobs hold theta (epsilon "
-                    "lambda >= 1, lambda the network's negative parameter stiffness); lower "
-                    "epsilon, i.e. the learning rate epsilon beta",
-                ),
-            )
-            for d in _DECADES
-        ]
-        theta = eqx.branched_error_if(result.theta, failed, index, messages)
+        theta = poison(result.theta, result.converged)  # ``failure`` says why
         g = jax.tree.map(lambda a, b: (a - b) / self.learning_rate, w, theta)
         return g, result.free
+
+    def failure(self, network, w, inputs, targets):
+        """Whether the joint relaxation ran out of alternations or diverged, and the fix."""
+        result = self.phases(network, w, inputs, targets)
+        if bool(result.converged):
+            return super().failure(network, w, inputs, targets)
+        if int(result.iterations) >= self.max_iterations:
+            how = f"did not converge in {self.max_iterations} alternations"
+            fix = "raise max_iterations or lower epsilon"
+        else:
+            how = f"diverged (its steps grew {_GROWING} times in a row, past 10x the first)"
+            fix = (
+                "epsilon exceeds the compliance at which the knobs hold theta (epsilon lambda "
+                ">= 1, lambda the network's negative parameter stiffness); lower epsilon, i.e. "
+                "the learning rate epsilon beta"
+            )
+        return (
+            f"AgnosticEP: the joint theta-s relaxation {how} (fixed-point step "
+            f"{float(result.residual):.1g}, tolerance {self.tolerance:g}): {fix}."
+        )
 
     def estimate_and_state(self, network, w, inputs, target, sign, x0=None):
         x0 = None if x0 is None else jax.tree.map(lambda a: a[None], x0)

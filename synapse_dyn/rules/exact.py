@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float, PyTree
 
+from synapse_dyn._runtime_checks import poison
 from synapse_dyn.networks._base import DEFAULT_COST, AbstractCost, AbstractNetwork
 
 from ._base import AbstractRule
@@ -55,7 +56,10 @@ def _gradient_and_state(network, w, inputs, target, cost, solver, x0):
         hessian_vector, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag)
     )
     rhs = jax.tree.map(jnp.multiply, interior, grad_cost)
-    adjoint = lx.linear_solve(operator, rhs, solver or lx.AutoLinearSolver(well_posed=True)).value
+    solution = lx.linear_solve(
+        operator, rhs, solver or lx.AutoLinearSolver(well_posed=True), throw=False
+    )
+    adjoint = poison(solution.value, solution.result == lx.RESULTS.successful)
     _, vjp = jax.vjp(lambda w_: grad_energy(x, w_), w)
     (gradient,) = vjp(adjoint)
     return jax.tree.map(jnp.negative, gradient), x

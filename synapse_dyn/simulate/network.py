@@ -25,7 +25,7 @@ from synapse_dyn.synapses.cycle import cycle_response, require_substeps
 from synapse_dyn.synapses.memory import Synapse
 from synapse_dyn.tasks import Task
 
-from .checkpoint import Checkpointer, _check_finite, _diverged
+from .checkpoint import Checkpointer, _check_finite
 
 # the most substeps the adaptive quadrature refines to (each doubling compiles a new cycle)
 MAX_SUBSTEPS = 48
@@ -638,29 +638,18 @@ def _quasistatic(
         # refinements, so a resumed run repeats the uninterrupted one)
         n = substeps
         while True:
-            try:
-                following, record = _quasistatic_chunk(
-                    *models,
-                    levels,
-                    groups,
-                    responses(n),
-                    carry,
-                    padded,
-                    signs[padded],
-                    jnp.asarray(len(cycles)),
-                    _has_thevenin(network),
-                )
-                record = np.asarray(record)[: len(cycles)]
-            except eqx.EquinoxRuntimeError as error:  # a runtime check (e.g. non-finite state)
-                _diverged(
-                    _runtime_message(error),
-                    start,
-                    start + len(cycles),
-                    saver,
-                    carry,
-                    records,
-                    start,
-                )
+            following, record = _quasistatic_chunk(
+                *models,
+                levels,
+                groups,
+                responses(n),
+                carry,
+                padded,
+                signs[padded],
+                jnp.asarray(len(cycles)),
+                _has_thevenin(network),
+            )
+            record = np.asarray(record)[: len(cycles)]
             worst = float(np.nanmax(np.asarray(record)[:, -1]))
             if rtol is None or not worst > rtol or n >= MAX_SUBSTEPS:
                 break
@@ -683,15 +672,6 @@ def _quasistatic(
         (free, z, w),
         period * (first + n_cycles),
     )
-
-
-def _runtime_message(error: Exception) -> str:
-    """The message of an ``eqx.error_if`` failure, without the stack dump around it."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "EquinoxRuntimeError:" in line:
-            return line.split("EquinoxRuntimeError:", 1)[1].strip()
-    return next((line for line in lines if not line.startswith("Above is the stack")), "failed")
 
 
 def _relax(

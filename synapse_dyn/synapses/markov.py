@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from synapse_dyn._checks import concrete, require_finite, require_in_range, require_positive
+from synapse_dyn._runtime_checks import poison
 
 from .kernels import SampledKernel, sampled_moments
 from .memory import AbstractMemory
@@ -229,7 +230,7 @@ class AbstractMarkovMemory(AbstractMemory):
                 f"the step response to step = {step!r} is flat (no memory to normalise): pass a "
                 "non-zero step to a ladder whose activity responds to the current."
             )
-        first = eqx.error_if(first, flat, "the step response is flat: no kernel to normalise")
+        first = poison(first, ~flat)  # traced: a flat response gives a NaN kernel
         return SampledKernel(dt, -derivative / first)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Float
 
 from synapse_dyn._checks import require_positive, require_x64
+from synapse_dyn._runtime_checks import poison, raise_unless_finite
 from synapse_dyn.networks._base import SoftNudge
 from synapse_dyn.protocols import AbstractProtocol
 
@@ -64,18 +65,18 @@ def schrodinger_nudge(
     psi0 = network.solve(w, inputs).vector
     corners = np.asarray(protocol.breakpoints(0.0, float(duration)), dtype=float)
     corners = corners[(corners > 0) & (corners < duration)]
-    return np.asarray(
-        _evolve(
-            jnp.asarray(hamiltonian),
-            jnp.asarray(cost),
-            jnp.asarray(psi0),
-            protocol,
-            jnp.asarray(duration, dtype=float),
-            jnp.asarray(corners) if corners.size else None,
-            rtol,
-            atol,
-        )
+    psi = _evolve(
+        jnp.asarray(hamiltonian),
+        jnp.asarray(cost),
+        jnp.asarray(psi0),
+        protocol,
+        jnp.asarray(duration, dtype=float),
+        jnp.asarray(corners) if corners.size else None,
+        rtol,
+        atol,
     )
+    raise_unless_finite(psi, "the Schrodinger evolution failed or produced NaN (lower rtol).")
+    return np.asarray(psi)
 
 
 @eqx.filter_jit
@@ -96,11 +97,10 @@ def _evolve(hamiltonian, cost, psi0, protocol, duration, corners, rtol, atol):
         (psi0, jnp.zeros_like(psi0)),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=corners),
         max_steps=None,
+        throw=False,
     )
     psi = solution.ys[0][-1] + 1j * solution.ys[1][-1]
-    return eqx.error_if(
-        psi, ~jnp.all(jnp.isfinite(psi)), "the Schrodinger evolution produced NaN (lower rtol)."
-    )
+    return poison(psi, solution.result == diffrax.RESULTS.successful)
 
 
 def diabatic_error(

@@ -27,6 +27,8 @@ Units: hbar in energy x time, stiffness in energy / length^2, masses in energy x
 length^2 (any consistent set; the defaults are dimensionless, m = hbar = 1).
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -34,6 +36,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from synapse_dyn._checks import require_finite, require_positive
+from synapse_dyn._runtime_checks import poison
 from synapse_dyn.networks._base import MSE, AbstractNetwork, Clamp, SoftNudge
 from synapse_dyn.networks.graphs import Graph
 from synapse_dyn.networks.resistor import ResistorNetwork
@@ -45,6 +48,11 @@ class QuantumOscillatorNetwork(AbstractNetwork):
     """Coupled quantum oscillators (module docstring); state (mean, covariance) of the free
     nodes' displacements. Works with ``rules.update`` and ``rules.EP`` (soft MSE nudges only:
     a clamp of a quantum coordinate is not a Hamiltonian term)."""
+
+    failure: ClassVar[str] = (
+        "the stiffness matrix is not positive definite (a floppy mode, or a negative nudge "
+        "beta larger than the output stiffness): lower beta."
+    )
 
     springs: ResistorNetwork
     masses: Float[np.ndarray, " n_free"]
@@ -110,17 +118,11 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         return matrix
 
     def normal_modes(self, stiffness: Float[Array, "f f"]):
-        """(omega, U): frequencies and eigenvectors of M^-1/2 K M^-1/2 (errors at run time
-        unless K is positive definite)."""
+        """(omega, U): frequencies and eigenvectors of M^-1/2 K M^-1/2 (omega NaN unless K
+        is positive definite)."""
         scale = 1.0 / jnp.sqrt(jnp.asarray(self.masses))
         squared, vectors = jnp.linalg.eigh(scale[:, None] * stiffness * scale[None, :])
-        squared = eqx.error_if(
-            squared,
-            squared[0] <= 0.0,
-            "the oscillator network's stiffness matrix is not positive definite (a floppy mode, "
-            "or a negative nudge beta larger than the output stiffness): lower beta.",
-        )
-        return jnp.sqrt(squared), vectors
+        return poison(jnp.sqrt(squared), squared[0] > 0.0), vectors
 
     def ground_covariance(self, stiffness: Float[Array, "f f"]) -> Float[Array, "f f"]:
         """Sigma = (hbar/2) M^-1/2 Omega^-1 M^-1/2."""
@@ -200,7 +202,7 @@ class QuantumOscillatorNetwork(AbstractNetwork):
         force = jax.grad(self.classical_energy)(jnp.zeros(self.springs.n_free), w, inputs)
         if isinstance(nudge, SoftNudge):  # d/dx of beta/2 |x_o - y|^2 at x = 0
             force = force.at[self.springs.output_slots].add(-nudge.beta * nudge.target)
-        covariance = self.ground_covariance(stiffness)  # checks that K is positive definite
+        covariance = self.ground_covariance(stiffness)  # NaN unless K is positive definite
         return -jnp.linalg.solve(stiffness, force), covariance
 
     def initial_state(self) -> GaussianState:
