@@ -15,10 +15,28 @@ table are read by ``synapse_dyn.experiments.parse_sweep``; see ``docs/sweeps.md`
 syntax and the cluster options.
 """
 
-from .execution import cluster_options, dask_client, protocol_curves, run
+import importlib
+
 from .experiment import AbstractExperiment, Output, Parameter, SynapseResponse
 from .layout import Choice, Draws, Grid, LogUniform, Multiples, Points, Uniform, validate
-from .store import chunk_runs, open_sweep
+
+# running and storing import dask and zarr (0.8-1.7 s, measured with python -X importtime): they
+# load on first use, so that every CLI start and ``import synapse_dyn.experiments`` skips them
+_LAZY = {
+    "cluster_options": "execution",
+    "dask_client": "execution",
+    "protocol_curves": "execution",
+    "run": "execution",
+    "chunk_runs": "store",
+    "open_sweep": "store",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AbstractExperiment",
