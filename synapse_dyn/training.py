@@ -498,9 +498,10 @@ def train(
         history.append(metrics(network, w, task, cost))
         if not all(math.isfinite(v) for v in history[-1].values()):
             bad = sorted(k for k, v in history[-1].items() if not math.isfinite(v))
+            step = "epsilon" if config.rule == "aeqprop" else "learning_rate"  # the step size
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch + 1}: {', '.join(bad)} became non-finite; "
-                "lower learning_rate or beta",
+                f"lower {step} or beta",
                 _curves(config, task, history[:-1]),
             )
         bar.set_postfix(test_loss=f"{history[-1]['test_loss']:.4g}")
