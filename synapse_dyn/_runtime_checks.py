@@ -30,15 +30,15 @@ def poison(x: PyTree[Array], ok: Bool[Array, "..."]) -> PyTree[Array]:
     )
 
 
-def all_finite(x: PyTree[Array]) -> Bool[Array, ""]:
-    """Whether every floating element of ``x`` is finite."""
+def finite(x: PyTree[Array]) -> bool:
+    """False when ``x`` is concrete and a floating element is not finite; True otherwise
+    (under a trace the NaN travels on to the caller's check)."""
     leaves = [a for a in jax.tree.leaves(x) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+    ok = concrete(jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves])))
+    return ok is None or bool(np.all(ok))
 
 
 def raise_unless_finite(x: PyTree[Array], message: str) -> None:
-    """Raise ``RuntimeCheckError(message)`` unless ``x`` is finite; nothing under a trace
-    (there the NaN travels on to the caller's check)."""
-    finite = concrete(all_finite(x))
-    if finite is not None and not np.all(finite):
+    """Raise ``RuntimeCheckError(message)`` unless ``finite(x)``."""
+    if not finite(x):
         raise RuntimeCheckError(message)

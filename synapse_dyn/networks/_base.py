@@ -151,10 +151,15 @@ class AbstractNetwork(eqx.Module):
             if isinstance(nudge, SoftNudge):
                 require_finite("nudge beta", nudge.beta)
         x = _equilibrium(self, w, jnp.asarray(inputs, dtype=float), nudge, x0)
+        self.check_state(x)
+        return x
+
+    def check_state(self, x: PyTree[Array]) -> None:
+        """Raise ``RuntimeCheckError`` with the network's ``failure`` unless the computed
+        state ``x`` is finite (nothing under a trace)."""
         raise_unless_finite(
             x, f"the {type(self).__name__} equilibrium is not finite: {self.failure}"
         )
-        return x
 
     @abc.abstractmethod
     def solve(

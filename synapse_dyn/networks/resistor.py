@@ -21,7 +21,7 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
-from synapse_dyn._runtime_checks import poison, raise_unless_finite
+from synapse_dyn._runtime_checks import poison
 
 from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
@@ -314,9 +314,7 @@ class ResistorNetwork(AbstractNetwork):
         )
         solve = self._linear_solver(w, jnp.ones(self.n_free), zero)
         states = jax.vmap(lambda rhs: solve(rhs, zero))(jnp.concatenate([sources(inputs), units]))
-        raise_unless_finite(
-            states, f"the {type(self).__name__} equilibrium is not finite: {self.failure}"
-        )
+        self.check_state(states)
         batch = len(inputs)
         return states[:batch], Thevenin(self, states[batch:].T)
 

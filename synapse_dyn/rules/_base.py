@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from synapse_dyn._checks import concrete
-from synapse_dyn._runtime_checks import RuntimeCheckError, all_finite
+from synapse_dyn._runtime_checks import RuntimeCheckError, finite
 from synapse_dyn.networks._base import (
     DEFAULT_COST,
     AbstractCost,
@@ -115,8 +114,7 @@ def update(
     validate(network, w, batch, rule, key)
     inputs, targets = (jnp.asarray(a, float) for a in batch)
     g = batch_estimate(network, w, inputs, targets, rule, key)
-    finite = concrete(all_finite(g))
-    if finite is not None and not finite:
+    if not finite(g):
         raise RuntimeCheckError(rule.failure(network, w, inputs, targets))
     return g
 
