@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import xarray as xr
 from jax.flatten_util import ravel_pytree
@@ -331,17 +332,15 @@ def test_tbp_gradient_is_the_derivative_of_the_truncated_relaxation():
 
 
 def test_drn_ep_is_within_one_and_a_half_points_of_tbp_on_digits():
-    """The same DRN (64-32-10, input gain 30, 4 sweeps) trained 5 epochs by centered EP and by
-    truncated backpropagation through its sweeps: test errors within 1.5 points, both
-    learning (< 10 % error on 10 classes)."""
+    """The same DRN (64-32-10, input gain 30, 4 sweeps) trained 450 Adam steps (5 epochs) by
+    centered EP and by truncated backpropagation through its sweeps: test errors within 1.5
+    points, both learning (< 10 % error on 10 classes)."""
     task = tasks.digits(seed=0)
     errors = {}
     for method in ("DRN-EP", "DRN-TBP"):
         model, params = drn_table.build(method, 1, task, 32, seed=0)
-        rate = drn_table.LEARNING_RATES[1]
-        _, errors[method], _ = drn_table.fit(
-            model, params, task, 5, drn_table.optimizer(method, rate), 16, seed=0
-        )
+        optimizer = optax.adam(drn_table.LEARNING_RATE)
+        _, errors[method], _ = drn_table.fit(model, params, task, 450, optimizer, 16, seed=0)
     assert max(errors.values()) < 0.10
     assert abs(errors["DRN-EP"] - errors["DRN-TBP"]) <= 0.015
 
