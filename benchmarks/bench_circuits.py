@@ -51,8 +51,9 @@ def compiled_against_drn(width: int, batch: int = 1000):
         h = np.maximum(h, 0) if k < len(layers) - 1 else h
     drn = DiodeNetwork((64, 2 * width, 2 * width, 2 * width, 10), 100.0, 6, 6)
     w = drn.init(jax.random.key(0))
-    solve = jax.jit(jax.vmap(lambda i: drn.solve(w, i, None, None)))
-    theirs = best_of(lambda: jax.block_until_ready(solve(x)))
+    # conductances as an argument, as in training (closed over, XLA folds them as constants)
+    solve = jax.jit(jax.vmap(lambda w, i: drn.solve(w, i, None, None), (None, 0)))
+    theirs = best_of(lambda: jax.block_until_ready(solve(w, x)))
     report(
         "circuits",
         f"ReLU MLP {'-'.join(map(str, sizes))} compiled to a circuit ({circuit.n_nodes} nodes, "
