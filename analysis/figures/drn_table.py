@@ -203,11 +203,15 @@ def compute(
     return describe(ds, "Deep resistive networks (EP, TBP) against ReLU networks (BP)", config)
 
 
+def _spread(error: xr.DataArray) -> xr.DataArray:
+    """Sample standard deviation over seeds (0 for one seed)."""
+    return error.std("seed", ddof=1) if error.sizes["seed"] > 1 else 0 * error.mean("seed")
+
+
 def markdown(ds: xr.Dataset) -> str:
     """The table: test error (%) mean +- standard deviation over seeds, one row per
     (dataset, depth), one column per method."""
-    mean = ds.test_error.mean("seed")
-    spread = ds.test_error.std("seed", ddof=1) if ds.sizes["seed"] > 1 else 0 * mean
+    mean, spread = ds.test_error.mean("seed"), _spread(ds.test_error)
     lines = [
         f"Test error (%), mean ± std over {ds.sizes['seed']} seeds",
         "",
@@ -236,7 +240,7 @@ def plot(ds: xr.Dataset):
                 np.arange(ds.sizes["depth"]) + k * width,
                 error.mean("seed"),
                 width,
-                yerr=error.std("seed"),
+                yerr=_spread(error),
                 label=model,
             )
         axis.set(
