@@ -94,12 +94,12 @@ def diode(sizes, gain, timeout=600.0):
         0.01 * jax.random.normal(jax.random.key(k), b.shape) for k, b in enumerate(w["biases"])
     )
     inputs = jax.random.uniform(jax.random.key(2), (sizes[0],))
-    sweep = jax.jit(lambda x: net.sweep(w, inputs, None, x))
+    sweep = jax.jit(lambda w, x: net.sweep(w, inputs, None, x))  # w closed over: XLA folds it
 
     # converge: sweeps until the largest change is below 1e-9 V, counted once
     x, sweeps = net.initial_state(), 0
     while True:
-        new = sweep(x)
+        new = sweep(w, x)
         sweeps += 1
         change = max(float(jnp.abs(a - b).max()) for a, b in zip(new, x, strict=False))
         x = new
