@@ -6,9 +6,17 @@ import shutil
 import sys
 import tempfile
 
-import jax
-import pytest
-import xarray as xr
+# The tests' programs are small and run once or a few times, so XLA's CPU compilation costs more
+# than their running: compile them without LLVM's optimisations and with XLA's older loop
+# emitters (set before JAX starts its backend; child processes inherit it). Measured on eight
+# of the slowest tests, run one after another: 234 s -> 169 s, of which compilation 125 -> 53 s.
+FAST_COMPILE = ["--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=0"]
+XLA_FLAGS = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join(XLA_FLAGS + [f for f in FAST_COMPILE if f not in XLA_FLAGS])
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -37,7 +37,6 @@ def kcl_residual(net, x, w, inputs):
     return net.currents(net.potentials(x, inputs), w)[net.free_nodes]
 
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 BETA, CLAMP, ONE_HOT = 0.7, jnp.array([0.5, 0.25]), jnp.array([1.0, 0.0])
 
 
@@ -77,9 +76,7 @@ def lattice_case():
     w = nets["dense"].init(jax.random.key(2))
     inputs, target = jnp.array([1.0, -1.0]), jnp.array([0.2, -0.1])
     states = {
-        name: jax.jit(
-            lambda w, i, y, net=net: all_states(net, w, i, y), compiler_options=FAST_COMPILE
-        )(w, inputs, target)
+        name: jax.jit(lambda w, i, y, net=net: all_states(net, w, i, y))(w, inputs, target)
         for name, net in nets.items()
     }
     return nets, w, inputs, states

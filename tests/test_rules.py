@@ -146,14 +146,10 @@ def compute_report(net, w, inputs, target):
     return report
 
 
-# tiny problems: XLA's backend optimisations cost compile time and save nothing
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
 @pytest.fixture(scope="module")
 def report(case):
     net, *arrays = case
-    compiled = jax.jit(lambda *a: compute_report(net, *a), compiler_options=FAST_COMPILE)
+    compiled = jax.jit(lambda *a: compute_report(net, *a))
     return jax.tree.map(np.asarray, compiled(*arrays))
 
 
