@@ -25,7 +25,7 @@ TRAIN = {
     "n_train": 400,
     "n_test": 50,
     "batch_size": 4,
-    "epochs": 40,
+    "epochs": 16,  # the kills while training take one or two epochs each
 }
 
 
@@ -112,8 +112,9 @@ def test_killed_sweep_resumes_bit_identically(tmp_path):
                 "sweep": {
                     "chunk": 2,
                     "points": {
-                        "tau_fast": np.linspace(0.5, 3.0, 1200).tolist(),
-                        "tau_slow": np.linspace(5.0, 40.0, 1200).tolist(),
+                        # 120 chunks: the kills while computing take about two each
+                        "tau_fast": np.linspace(0.5, 3.0, 240).tolist(),
+                        "tau_slow": np.linspace(5.0, 40.0, 240).tolist(),
                     },
                 },
             }
