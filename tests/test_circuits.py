@@ -336,10 +336,9 @@ def test_drn_ep_is_within_one_and_a_half_points_of_tbp_on_digits():
     centered EP and by truncated backpropagation through its sweeps: test errors within 1.5
     points, both learning (< 10 % error on 10 classes)."""
     task = tasks.digits(seed=0)
-    errors = {}
+    errors, optimizer = {}, optax.adam(drn_table.LEARNING_RATE)
     for method in ("DRN-EP", "DRN-TBP"):
         model, params = drn_table.build(method, 1, task, 32, seed=0)
-        optimizer = optax.adam(drn_table.LEARNING_RATE)
         _, errors[method], _ = drn_table.fit(model, params, task, 450, optimizer, 16, seed=0)
     assert max(errors.values()) < 0.10
     assert abs(errors["DRN-EP"] - errors["DRN-TBP"]) <= 0.015
