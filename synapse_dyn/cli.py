@@ -20,7 +20,14 @@ import pathlib
 import shutil
 import sys
 
-from synapse_dyn.io import save_figure, write_dataset, write_text
+# XLA:CPU logs two ERROR lines (3 kB each) for every program it loads from the persistent
+# compilation cache on CPUs whose LLVM tuning flags it takes for missing features
+# (+prefer-no-gather on AMD Zen 4; openxla/xla#44565, jax-ml/jax#38445); the programs load and
+# run. A warm run printed hundreds of them. The command is the program, so it keeps XLA's C++
+# logs to fatal errors, unless TF_CPP_MIN_LOG_LEVEL is set (read once, before JAX loads).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from synapse_dyn.io import save_figure, write_dataset, write_text  # noqa: E402
 
 
 def _output_folder(out) -> pathlib.Path:

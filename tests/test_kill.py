@@ -29,9 +29,21 @@ TRAIN = {
 }
 
 
+def _command(*argv) -> list[str]:
+    return [sys.executable, "-m", "synapse_dyn.cli", *argv, "--quiet"]
+
+
 def _cli(*argv) -> subprocess.Popen:
-    command = [sys.executable, "-m", "synapse_dyn.cli", *argv, "--quiet"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """The command, to be killed. Its stderr is discarded, not piped: a pipe nobody reads
+    fills up (XLA logs two lines per program it loads from the cache on some CPUs) and
+    blocks the child mid-run (a resume hung for 13 minutes that way)."""
+    return subprocess.Popen(_command(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _finish(*argv) -> None:
+    """The command run to its end, which must succeed."""
+    done = subprocess.run(_command(*argv), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
 
 
 def _kill_when(process, ready, rng, timeout=120.0) -> str:
@@ -92,8 +104,7 @@ def test_killed_training_run_resumes_bit_identically(tmp_path):
         if (folder / "experiment.toml").exists():
             experiments.parse((folder / "experiment.toml").read_text())
     assert outcomes.count("killed") >= KILLS - 1, outcomes
-    final = _cli("run", str(path), "--out", str(tmp_path / "runs"), "--resume")
-    assert final.wait() == 0, final.stderr.read().decode()
+    _finish("run", str(path), "--out", str(tmp_path / "runs"), "--resume")
     ds = io.open_dataset(folder / "dataset.nc")
     for name in reference.data_vars:
         np.testing.assert_array_equal(ds[name].values, reference[name].values, err_msg=name)
@@ -145,8 +156,7 @@ def test_killed_sweep_resumes_bit_identically(tmp_path):
             partial = sweeps.open_sweep(store, partial=True)
             np.testing.assert_array_equal(partial.dw.values[done], reference.dw.values[done])
     assert outcomes.count("killed") >= KILLS - 1, outcomes
-    final = _cli("sweep", str(path), "--out", str(store), "--resume")
-    assert final.wait() == 0, final.stderr.read().decode()
+    _finish("sweep", str(path), "--out", str(store), "--resume")
     ds = sweeps.open_sweep(store)
     for name in reference.data_vars:
         np.testing.assert_array_equal(ds[name].values, reference[name].values, err_msg=name)

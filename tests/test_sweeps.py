@@ -238,7 +238,8 @@ def test_killed_run_resumes_without_recomputing_finished_chunks(tmp_path):
         str(store),
         "--quiet",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr discarded, not piped: an unread pipe fills with XLA's logs and blocks the child
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         flags = _flags(store) if store.exists() else None
