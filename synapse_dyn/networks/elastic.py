@@ -8,9 +8,20 @@ their two end nodes are held symmetrically about the edge midpoint at distance l
 (this also fixes translations and rotation). The state x is the positions of all other
 nodes; the outputs are the strains (r_t - l_t)/l_t of the target edges.
 
-Equilibria solve grad F = 0 by Newton's method (optimistix; dense Jacobians, for small
-networks), from the rest configuration or from ``x0``; a clamp of the target strains is solved
-as the Lagrangian system grad E + J^T lambda = 0, o(x) = c by Newton on (x, lambda).
+Equilibria solve grad F = 0 by Newton's method from the rest configuration or from ``x0``;
+a clamp of the target strains is solved as the Lagrangian system grad E + J^T lambda = 0,
+o(x) = c by Newton on (x, lambda). Two solvers:
+
+* dense (default, small networks): ``optimistix.Newton`` with dense Jacobians;
+* ``SparseDirect()`` (10^3-10^5 nodes): the springs' Hessian H = sum_e K_e (2 x 2 blocks
+  K_e = k_e [(1 - l_e/r_e) I + (l_e/r_e) n_e n_e^T] on the edge's two nodes, sparse) is
+  factorised by SuperLU, and the nudge or the constraint, which act on the target edges'
+  nodes alone, enter through the Woodbury identity and a Schur complement on W = H^-1 P
+  (P: those nodes' coordinates). Chord iterations keep the factorisation of their first
+  point while each step shrinks the last one by ``CONTRACTION`` or more, then Newton steps
+  refactorise at every point. A perturbed state started from its free state (every nudge
+  level of a TCL cycle) and every free state of one set of stiffnesses started from rest
+  share one factorisation.
 """
 
 from typing import ClassVar
@@ -18,14 +29,21 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
 from synapse_dyn._runtime_checks import poison
 
-from ._base import AbstractNetwork, Clamp
+from ._base import AbstractNetwork, Clamp, SoftNudge
 from .graphs import Graph
+from .sparse import SparseDirect, sparse_solve
+
+# a chord step must shrink the previous one by this factor, or Newton takes over
+CONTRACTION = 0.25
 
 
 class ElasticNetwork(AbstractNetwork):
@@ -42,6 +60,15 @@ class ElasticNetwork(AbstractNetwork):
     source_nodes: np.ndarray
     rest_lengths: np.ndarray
     target_slots: np.ndarray
+    solver: SparseDirect | None
+    # the sparse path: (row, col) of every spring's Hessian entry on the free coordinates
+    # (x.ravel()), which entry of which edge's 2 x 2 block it is (flat index), its sign, and
+    # the coordinates of the target edges' nodes (P)
+    hessian_rows: np.ndarray
+    hessian_cols: np.ndarray
+    hessian_entries: np.ndarray
+    hessian_signs: np.ndarray
+    target_dofs: np.ndarray
     min_stiffness: float = eqx.field(static=True)
     relaxation_time: float = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
@@ -58,6 +85,7 @@ class ElasticNetwork(AbstractNetwork):
         relaxation_time: float = 1.0,
         rtol: float = 1e-12,
         max_steps: int = 20,
+        solver: SparseDirect | None = None,
     ):
         if graph.positions is None:
             raise ValueError(
@@ -93,6 +121,12 @@ class ElasticNetwork(AbstractNetwork):
         self.free_nodes = np.setdiff1d(np.arange(graph.n_nodes), source_nodes).astype(np.int32)
         ends_t = np.stack([graph.senders[target_edges], graph.receivers[target_edges]])
         self.target_slots = np.searchsorted(self.free_nodes, ends_t).astype(np.int32)
+        if solver is not None and not isinstance(solver, SparseDirect):
+            raise ValueError(
+                f"solver must be None (dense Newton) or SparseDirect(), got {solver!r}."
+            )
+        self.solver = solver
+        self._sparsity(graph)
         delta = graph.positions[graph.senders] - graph.positions[graph.receivers]
         self.rest_lengths = np.linalg.norm(delta, axis=1)
         if np.any(self.rest_lengths <= 0):
@@ -105,28 +139,47 @@ class ElasticNetwork(AbstractNetwork):
         self.n_outputs = int(target_edges.size)
         self._check_rigid(np.ones(graph.n_edges))
 
+    def _sparsity(self, graph: Graph) -> None:
+        """The sparse Hessian's pattern on the free coordinates (dof 2 slot + axis)."""
+        slot = np.full(graph.n_nodes, -1)
+        slot[self.free_nodes] = np.arange(self.free_nodes.size)
+        edges = np.arange(graph.n_edges)
+        parts: list[tuple[np.ndarray, ...]] = []
+        s, r = graph.senders, graph.receivers
+        for a, b, sign in ((s, s, 1.0), (r, r, 1.0), (s, r, -1.0), (r, s, -1.0)):
+            keep = (slot[a] >= 0) & (slot[b] >= 0)
+            for i in range(2):
+                for j in range(2):
+                    parts.append(
+                        (
+                            2 * slot[a][keep] + i,
+                            2 * slot[b][keep] + j,
+                            4 * edges[keep] + 2 * i + j,
+                            np.full(keep.sum(), sign),
+                        )
+                    )
+        rows, cols, entries, signs = (np.concatenate(column) for column in zip(*parts, strict=True))
+        self.hessian_rows, self.hessian_cols = rows.astype(np.int32), cols.astype(np.int32)
+        self.hessian_entries, self.hessian_signs = entries.astype(np.int32), signs
+        nodes = np.unique(self.target_slots)
+        self.target_dofs = np.stack([2 * nodes, 2 * nodes + 1], -1).ravel().astype(np.int32)
+
     def _check_rigid(self, stiffness):
         """Raise if the network has a zero mode at rest (nodes free to move at no cost): the
-        rest Hessian is the linear-elastic stiffness sum_e k_e n_e n_e^T on the free nodes."""
+        smallest eigenvalue of the rest Hessian sum_e k_e n_e n_e^T on the free nodes
+        (shift-invert Lanczos on the sparse matrix: one sparse factorisation, also at 10^5
+        nodes) below 1e-9 times the Gershgorin bound of the largest."""
         g = self.graph
-        n = g.n_nodes
         unit = (g.positions[g.senders] - g.positions[g.receivers]) / self.rest_lengths[:, None]
         blocks = stiffness[:, None, None] * unit[:, :, None] * unit[:, None, :]
-        matrix = np.zeros((n, n, 2, 2))
-        for i, j, sign in (
-            (g.senders, g.senders, 1),
-            (g.receivers, g.receivers, 1),
-            (g.senders, g.receivers, -1),
-            (g.receivers, g.senders, -1),
-        ):
-            np.add.at(matrix, (i, j), sign * blocks)
-        free = self.free_nodes
-        matrix = (
-            matrix[np.ix_(free, free)].transpose(0, 2, 1, 3).reshape(2 * free.size, 2 * free.size)
-        )
-        values, vectors = np.linalg.eigh(matrix)
-        if values[0] < 1e-9 * max(values[-1], 1e-300):
-            weight = np.linalg.norm(vectors[:, 0].reshape(-1, 2), axis=1)
+        n = 2 * self.free_nodes.size
+        values = self.hessian_signs * blocks.reshape(-1)[self.hessian_entries]
+        matrix = sp.csc_matrix((values, (self.hessian_rows, self.hessian_cols)), shape=(n, n))
+        largest = float(abs(matrix).sum(axis=1).max())
+        value, vector = spla.eigsh(matrix, k=1, sigma=-1e-6 * largest, which="LM")
+        if value[0] < 1e-9 * largest:
+            weight = np.linalg.norm(vector[:, 0].reshape(-1, 2), axis=1)
+            free = self.free_nodes
             nodes = free[np.argsort(weight)[::-1][: min(10, int((weight > 1e-6).sum()))]]
             raise ValueError(
                 f"the spring network is floppy: nodes {sorted(nodes.tolist())} can move at no "
@@ -170,6 +223,8 @@ class ElasticNetwork(AbstractNetwork):
         )
 
     def solve(self, w, inputs, nudge=None, x0=None):
+        if self.solver is not None:
+            return self._sparse_solve(w, inputs, nudge, x0)
         x0 = self.initial_state() if x0 is None else x0
         if isinstance(nudge, Clamp):
 
@@ -193,6 +248,116 @@ class ElasticNetwork(AbstractNetwork):
             y.reshape(x0.shape), w, inputs, nudge
         ).ravel()
         return newton(gradient, x0.ravel(), self.rtol, self.max_steps).reshape(x0.shape)
+
+    def spring_hessian(self, x, w, inputs):
+        """d^2E/dx^2 on the sparse pattern: per spring the block K_e = d^2/dd^2 [k_e/2 (|d| -
+        l_e)^2] at d = p_i - p_j, +K_e on the (i, i) and (j, j) blocks, -K_e on (i, j), (j, i)
+        (entries on source nodes dropped)."""
+        p = self.positions(x, inputs)
+        d = p[self.graph.senders] - p[self.graph.receivers]
+        spring = lambda d, k, rest: 0.5 * k * (jnp.linalg.norm(d) - rest) ** 2  # noqa: E731
+        blocks = jax.vmap(jax.hessian(spring))(d, w, jnp.asarray(self.rest_lengths))
+        return self.hessian_signs * blocks.reshape(-1)[self.hessian_entries]
+
+    def _sparse_solve(self, w, inputs, nudge, x0):
+        """Newton steps on y = x (and lambda for a clamp) for grad L(y) = 0, L = E + phi with
+        phi the nudge beta C(o) or the constraint lambda . (o - c), which act on the target
+        edges' coordinates x_T = P^T x alone. A step solves
+        [[H + P B P^T, J^T], [J, 0]] dy = -grad L (the last row and column for a clamp only)
+        with the factorised springs' Hessian H, B = d^2 phi/dx_T^2, J = do/dx: Woodbury,
+        (H + P B P^T)^-1 v = u - W^T (I + B Q)^-1 B u_T with u = H^-1 v, W^T = H^-1 P,
+        Q = P^T W^T; then the Schur complement S = J G, G = (H + P B P^T)^-1 J^T, for lambda.
+        From rest (no ``x0``) the chord steps use the rest stiffness, sources unstrained: one
+        factorisation serves every sample of a batch."""
+        chord_inputs = jnp.zeros_like(inputs) if x0 is None else inputs
+        x0 = self.initial_state() if x0 is None else x0
+        n, m = x0.size, self.n_outputs if isinstance(nudge, Clamp) else 0
+        targets = self.target_dofs
+        unit = jnp.zeros((targets.size, n)).at[jnp.arange(targets.size), targets].set(1.0)
+        state = lambda y: y[:n].reshape(x0.shape)  # noqa: E731
+
+        def coupling(y):
+            o = self.output(state(y))
+            if isinstance(nudge, Clamp):
+                return y[n:] @ (o - nudge.values)
+            if isinstance(nudge, SoftNudge):
+                return nudge.beta * nudge.cost(o, nudge.target)
+            return jnp.zeros(())
+
+        lagrangian = lambda y: self.energy(state(y), w, inputs) + coupling(y)  # noqa: E731
+
+        def step(y, projection, solved):
+            """The step at y from u = H^-1 grad_x L (``solved``) and W (``projection``)."""
+            if nudge is None:
+                return -solved
+            block = jax.hessian(lambda t: coupling(y.at[targets].set(t)))(y[targets])  # B
+            capacitance = jnp.eye(targets.size) + block @ projection[:, targets]
+
+            def inverse(v):  # (H + P B P^T)^-1 from H^-1 v
+                return v - projection.T @ jnp.linalg.solve(capacitance, block @ v[targets])
+
+            dx = -inverse(solved)
+            if not m:
+                return dx
+            jacobian = jax.jacobian(lambda t: self.output(state(y.at[targets].set(t))))(y[targets])
+            gain = inverse(projection.T @ jacobian.T)  # G
+            residual = jax.grad(lagrangian)(y)[n:]
+            multiplier = jnp.linalg.solve(
+                jacobian @ gain[targets], residual + jacobian @ dx[targets]
+            )
+            return jnp.concatenate([dx - gain @ multiplier, multiplier])
+
+        def solve_with(base, rhs):
+            return sparse_solve(self.hessian_rows, self.hessian_cols, base, rhs)
+
+        def size(dy, y):
+            return jnp.max(jnp.abs(dy)) / (1.0 + jnp.max(jnp.abs(y)))
+
+        def chord(y):
+            """Steps with the factorisation at the first point while they contract."""
+            base = self.spring_hessian(state(y), w, chord_inputs)
+            projection = solve_with(base, unit) if nudge is not None else unit
+
+            def body(carry):
+                y, previous, count, _ = carry
+                dy = step(y, projection, solve_with(base, jax.grad(lagrangian)(y)[:n]))
+                change = size(dy, y + dy)
+                return y + dy, change, count + 1, (count > 0) & (change > CONTRACTION * previous)
+
+            def going(carry):
+                _, change, count, slow = carry
+                return (change > self.rtol) & ~slow & (count < 4 * self.max_steps)
+
+            return jax.lax.while_loop(going, body, (y, jnp.inf, 0, False))[:2]
+
+        def newton(y, change):
+            """Steps with the factorisation at every point."""
+
+            def body(carry):
+                y, _, count = carry
+                residual = jax.grad(lagrangian)(y)[None, :n]
+                rhs = residual if nudge is None else jnp.concatenate([residual, unit])
+                solved = solve_with(self.spring_hessian(state(y), w, inputs), rhs)
+                dy = step(y, solved[1:], solved[0])
+                return y + dy, size(dy, y + dy), count + 1
+
+            going = lambda carry: (carry[1] > self.rtol) & (carry[2] < self.max_steps)  # noqa: E731
+            return jax.lax.while_loop(going, body, (y, change, 0))[0]
+
+        def solve(residual, y0):
+            del residual
+            return newton(*chord(y0))
+
+        def tangent_solve(linear, rhs):
+            operator = lx.FunctionLinearOperator(linear, jax.eval_shape(lambda: rhs))
+            return lx.linear_solve(operator, rhs, lx.GMRES(rtol=1e-13, atol=1e-15)).value
+
+        y0 = jnp.concatenate([x0.ravel(), jnp.zeros(m)])
+        y = jax.lax.custom_root(jax.grad(lagrangian), y0, solve, tangent_solve)
+        converged = jnp.linalg.norm(jax.grad(lagrangian)(y)) <= jnp.sqrt(self.rtol) * (
+            1.0 + jnp.linalg.norm(y)
+        )
+        return poison(state(y), converged)
 
     def initial_state(self):
         """The rest positions of the free nodes."""

@@ -16,8 +16,6 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from synapse_dyn._checks import concrete, require_finite, require_positive
@@ -25,40 +23,8 @@ from synapse_dyn._runtime_checks import poison
 
 from ._base import AbstractNetwork, Clamp, Nudge, SoftNudge
 from .graphs import Graph
+from .sparse import SparseDirect, sparse_solve
 from .spice import netlist
-
-
-class SparseDirect(eqx.Module):
-    """Sparse direct solver for large networks on CPU: SuperLU (scipy, minimum-degree
-    ordering of A + A^T, symmetric mode) called back from jit, differentiable by implicit
-    differentiation (``jax.lax.custom_linear_solve``). Under vmap, every batch of right-hand
-    sides that shares one matrix (the samples of a batch, the columns of ``thevenin``) is
-    solved with one factorisation."""
-
-
-def _superlu(rows, cols, values, rhs):
-    """x with A x = rhs, A = sparse(values at rows, cols). Batch axes (vmap's, size 1 where
-    an argument is not batched) of ``values`` select the matrix; one factorisation per matrix
-    solves all its right-hand sides."""
-    n = rhs.shape[-1]
-    rows, cols = (np.reshape(a, (-1, a.shape[-1]))[0] for a in (rows, cols))
-    matrices = values.shape[:-1]
-    rhs = np.broadcast_to(rhs, (*np.broadcast_shapes(matrices, rhs.shape[:-1]), n))
-    out = np.empty(rhs.shape, dtype=rhs.dtype)
-    for index in np.ndindex(matrices):
-        block = tuple(
-            slice(None) if size == 1 else k for k, size in zip(index, matrices, strict=True)
-        )
-        matrix = sp.csc_matrix((values[index], (rows, cols)), shape=(n, n))
-        factor = spla.splu(
-            matrix,
-            permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
-        columns = rhs[block].reshape(-1, n)
-        out[block] = factor.solve(np.ascontiguousarray(columns.T)).T.reshape(rhs[block].shape)
-    return out
 
 
 class ResistorNetwork(AbstractNetwork):
@@ -279,15 +245,8 @@ class ResistorNetwork(AbstractNetwork):
         cols = jnp.concatenate([slots[r], slots[s], jnp.arange(self.n_free)])
         values = jnp.concatenate([off, off, diagonal])
         if isinstance(self.solver, SparseDirect):
-
-            def direct(_, rhs):
-                out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
-                return jax.pure_callback(
-                    _superlu, out, rows, cols, values, rhs, vmap_method="expand_dims"
-                )
-
             return lambda rhs, guess: jax.lax.custom_linear_solve(
-                matvec, rhs, direct, symmetric=True
+                matvec, rhs, lambda _, b: sparse_solve(rows, cols, values, b), symmetric=True
             )
         matrix = jnp.zeros((self.n_free, self.n_free)).at[rows, cols].add(values)
         # throw=False: no host callback (synapse_dyn._runtime_checks); singular shows as NaN
