@@ -3,6 +3,8 @@ EP -> exact gradient as beta -> 0 (slope 1 one-sided, 2 centered), the finite-be
 g_hat = grad_w [Phi(b2) - Phi(b1)] / (b2 - b1), the secant bounds on L, the CpL limit
 (do/dw)^T H_oo dC/do, the exact gradient against finite differences, and bad input."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -53,8 +55,8 @@ SUBSTRATES = {"resistor": resistor, "diode": diode, "hopfield": hopfield, "elast
     scope="module",
     params=[pytest.param(k, marks=pytest.mark.xdist_group(f"rules {k}")) for k in SUBSTRATES],
 )
-def case(request):
-    return SUBSTRATES[request.param]()
+def case_name(request):
+    return request.param
 
 
 def flat(tree):
@@ -146,11 +148,19 @@ def compute_report(net, w, inputs, target):
     return report
 
 
-@pytest.fixture(scope="module")
-def report(case):
-    net, *arrays = case
+@functools.cache
+def substrate_report(name):
+    """``compute_report`` of one substrate, kept for the process: xdist tears a module's
+    fixtures down whenever a worker's queue runs dry, and the elastic report took 21 s to
+    compute again."""
+    net, *arrays = SUBSTRATES[name]()
     compiled = jax.jit(lambda *a: compute_report(net, *a))
     return jax.tree.map(np.asarray, compiled(*arrays))
+
+
+@pytest.fixture(scope="module")
+def report(case_name):
+    return substrate_report(case_name)
 
 
 @pytest.mark.parametrize("variant,slope", [("positive", 1.0), ("negative", 1.0), ("centered", 2.0)])
@@ -208,8 +218,9 @@ def test_cpl_limit_is_gradient_in_output_stiffness_metric(report):
     )
 
 
-def test_cl_is_full_clamp(case, report):
-    np.testing.assert_allclose(report["clamped_output"], case[3], atol=1e-12)
+def test_cl_is_full_clamp(case_name, report):
+    target = SUBSTRATES[case_name]()[3]
+    np.testing.assert_allclose(report["clamped_output"], target, atol=1e-12)
     np.testing.assert_allclose(report["cl"], report["cl_secant"], atol=1e-12)
 
 

@@ -61,11 +61,13 @@ def _superlu(rows, cols, values, rhs):
     batch = np.broadcast_shapes(matrices, rhs.shape[: len(matrices)])
     rhs = np.broadcast_to(rhs, (*batch, *rhs.shape[len(matrices) :]))
     out = np.empty(rhs.shape, dtype=rhs.dtype)
-    pattern = hashlib.sha256(np.concatenate([rows, cols])).digest()
+    pattern = hashlib.sha256(np.ascontiguousarray(rows))
+    pattern.update(np.ascontiguousarray(cols))
     groups: dict[bytes, list[tuple]] = {}
     for index in np.ndindex(matrices):
-        digest = hashlib.sha256(pattern + np.ascontiguousarray(values[index]).tobytes()).digest()
-        groups.setdefault(digest, []).append(index)
+        key = pattern.copy()
+        key.update(np.ascontiguousarray(values[index]))
+        groups.setdefault(key.digest(), []).append(index)
     for digest, indices in groups.items():
         factor = _factorise(digest, rows, cols, values[indices[0]], n)
         blocks = [
