@@ -47,7 +47,9 @@ CONTRACTION = 0.25
 
 
 class ElasticNetwork(AbstractNetwork):
-    """A 2D spring network with source edges (inputs: strains) and target edges (outputs)."""
+    """A 2D spring network with source edges (inputs: strains) and target edges (outputs).
+    ``solver``: None for dense Newton (small networks), ``SparseDirect()`` for the sparse
+    path (10^3-10^5 nodes; see the module docstring)."""
 
     failure: ClassVar[str] = (
         "Newton's method did not converge: strains too large for the rest configuration "
