@@ -1,9 +1,10 @@
 """Sparse direct solves for large networks on CPU: SuperLU (scipy, minimum-degree ordering of
 A + A^T, symmetric mode) called back from jit.
 
-Factorisations are kept (``FACTORISATIONS`` of them, the most recently used) under a hash of
-the matrix, so a solve with a matrix met before costs one triangular solve: a chord or
-modified-Newton iteration, or every nudge level of a TCL cycle, factorises its matrix once.
+Factorisations are kept (the most recently used, at most ``FACTORISATIONS`` of them and
+``STORED_ENTRIES`` stored entries in all, at least the last one) under a hash of the matrix,
+so a solve with a matrix met before costs one triangular solve: a chord or modified-Newton
+iteration, or every nudge level of a TCL cycle, factorises its matrix once.
 Measured on the elastic Hessian of a 10^4-node triangular lattice (2 x 10^4 unknowns): a
 factorisation takes 149 ms, a solve with it 5.4 ms, a SHA-256 of the matrix about 2 ms."""
 
@@ -19,6 +20,8 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Float, Int
 
 FACTORISATIONS = 16
+# about 1.6 GB of factors (SuperLU's nnz; an elastic lattice of 10^5 nodes stores 3.9e7)
+STORED_ENTRIES = 2**27
 _factorisations: OrderedDict[bytes, spla.SuperLU] = OrderedDict()
 _lock = threading.Lock()
 
@@ -44,7 +47,10 @@ def _factorise(digest: bytes, rows, cols, values, n: int) -> spla.SuperLU:
     )
     with _lock:
         _factorisations[digest] = factor
-        while len(_factorisations) > FACTORISATIONS:
+        while len(_factorisations) > 1 and (
+            len(_factorisations) > FACTORISATIONS
+            or sum(kept.nnz for kept in _factorisations.values()) > STORED_ENTRIES
+        ):
             _factorisations.popitem(last=False)
     return factor
 
