@@ -7,6 +7,7 @@ of the initial test loss (mean and standard error over seeds).
 """
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
@@ -131,6 +132,8 @@ def plot(ds: xr.Dataset):
             yscale="log",
             title=str(runs.task_long_name.values),
         )
+        # labelled minor ticks of a log axis spanning less than a decade overlap
+        row[0].xaxis.set_minor_formatter(mticker.NullFormatter())
         row[0].legend(fontsize=6, frameon=False)
         row[1].bar(
             position,
