@@ -20,7 +20,7 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Float, Int
 
 FACTORISATIONS = 16
-# about 1.6 GB of factors (SuperLU's nnz; an elastic lattice of 10^5 nodes stores 3.9e7)
+# about 1.6 GB of factors (SuperLU's nnz; L + U of an elastic lattice of 10^5 nodes: 3.9e7)
 STORED_ENTRIES = 2**27
 _factorisations: OrderedDict[bytes, spla.SuperLU] = OrderedDict()
 _lock = threading.Lock()
