@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import typing
 import uuid
 import warnings
@@ -179,14 +180,30 @@ def write_text(path, text: str) -> pathlib.Path:
     return path
 
 
+CONSOLIDATED_NOTICE = "Consolidated metadata is currently not part"
+_consolidating = {"lock": threading.Lock(), "inside": 0, "filter": None}
+
+
 @contextlib.contextmanager
 def consolidating():
     """Silence zarr's notice that consolidated metadata is not yet in the Zarr 3 specification:
     the project writes it deliberately, so that ``xr.open_zarr`` opens stores in one read and
-    without warnings (zarr-python and xarray read it)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+    without warnings (zarr-python and xarray read it). Safe across threads: the filter stays
+    while any thread is inside (``warnings.catch_warnings`` restores the process's filters on
+    exit, so a thread leaving un-silenced the threads still writing)."""
+    state = _consolidating
+    with state["lock"]:
+        if state["inside"] == 0:
+            warnings.filterwarnings("ignore", message=CONSOLIDATED_NOTICE)
+            state["filter"] = warnings.filters[0]
+        state["inside"] += 1
+    try:
         yield
+    finally:
+        with state["lock"]:
+            state["inside"] -= 1
+            if state["inside"] == 0 and state["filter"] in warnings.filters:
+                warnings.filters.remove(state["filter"])
 
 
 def write_dataset(ds: xr.Dataset, path) -> pathlib.Path:

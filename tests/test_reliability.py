@@ -295,6 +295,37 @@ def test_concurrent_creators_of_one_store_agree(small_sweep, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
 
 
+def test_zarr_notice_stays_silent_while_any_thread_writes(recwarn):
+    """Four threads inside ``io.consolidating``; the first leaves while the others still
+    write, and their zarr notices stay silent (with ``warnings.catch_warnings`` the first to
+    leave restored the filters of before: the notice leaked in the suite's concurrent store
+    test). After the last leaves, the notice shows again."""
+    inside, first_left = threading.Barrier(4), threading.Event()
+
+    def write(k):
+        with io.consolidating():
+            inside.wait()
+            if k == 0:
+                return
+            first_left.wait()
+            warnings.warn(f"{io.CONSOLIDATED_NOTICE} (thread {k})", UserWarning, stacklevel=1)
+
+    def leave_first():
+        write(0)
+        first_left.set()
+
+    threads = [threading.Thread(target=leave_first)] + [
+        threading.Thread(target=write, args=(k,)) for k in (1, 2, 3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not [w for w in recwarn if io.CONSOLIDATED_NOTICE in str(w.message)]
+    warnings.warn(io.CONSOLIDATED_NOTICE, UserWarning, stacklevel=1)
+    assert [w for w in recwarn if io.CONSOLIDATED_NOTICE in str(w.message)]
+
+
 def test_a_started_local_cluster_uses_tls_when_asked():
     with sweeps.dask_client(
         cluster="local", workers=1, options={"dashboard_address": ":0"}, tls=True
