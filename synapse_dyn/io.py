@@ -181,7 +181,9 @@ def write_text(path, text: str) -> pathlib.Path:
 
 
 CONSOLIDATED_NOTICE = "Consolidated metadata is currently not part"
-_consolidating = {"lock": threading.Lock(), "inside": 0, "filter": None}
+_consolidating_lock = threading.Lock()
+_consolidating_threads = 0  # threads inside ``consolidating``
+_consolidating_filter: typing.Any = None
 
 
 @contextlib.contextmanager
@@ -191,19 +193,20 @@ def consolidating():
     without warnings (zarr-python and xarray read it). Safe across threads: the filter stays
     while any thread is inside (``warnings.catch_warnings`` restores the process's filters on
     exit, so a thread leaving un-silenced the threads still writing)."""
-    state = _consolidating
-    with state["lock"]:
-        if state["inside"] == 0:
+    global _consolidating_threads, _consolidating_filter
+    with _consolidating_lock:
+        if _consolidating_threads == 0:
             warnings.filterwarnings("ignore", message=CONSOLIDATED_NOTICE)
-            state["filter"] = warnings.filters[0]
-        state["inside"] += 1
+            _consolidating_filter = warnings.filters[0]
+        _consolidating_threads += 1
     try:
         yield
     finally:
-        with state["lock"]:
-            state["inside"] -= 1
-            if state["inside"] == 0 and state["filter"] in warnings.filters:
-                warnings.filters.remove(state["filter"])
+        with _consolidating_lock:
+            _consolidating_threads -= 1
+            filters = typing.cast(list, warnings.filters)
+            if _consolidating_threads == 0 and _consolidating_filter in filters:
+                filters.remove(_consolidating_filter)
 
 
 def write_dataset(ds: xr.Dataset, path) -> pathlib.Path:
