@@ -118,6 +118,59 @@ def tcl_cycle(net, w, cycles, thevenin=True, repeats=3):
         tcl_network._has_thevenin = tcl_network_has
 
 
+def scaling(name, build, sides, cycles, compare):
+    """One substrate's rows: a cycle against a factorisation at each size (``compare``: and
+    against relaxing every level), then the growth exponents."""
+    sizes, cycle_times = [], []
+    for side in sides:
+        net = build(side)
+        w = net.init(jax.random.key(0))
+        n = net.graph.n_nodes
+        baseline = factorise_and_solve(system(net, w))
+        count = cycles if side < 300 else max(1, cycles // 5)
+        cycle = tcl_cycle(net, w, count, repeats=3 if side < 300 else 1)
+        sizes.append(n)
+        cycle_times.append(cycle)
+        wall, cpu = cycle / baseline
+        report(
+            "tcl_sparse",
+            f"TCL cycle, {name} n={n} (CPU time)",
+            cycle[1],
+            "SuperLU factorise+solve",
+            baseline[1],
+            cpu,
+            "<= 3 at 10^4 nodes" if side == 100 else "-",
+            bool(cpu <= 3) if side == 100 else None,
+            f"wall: {cycle[0]:.3g} s vs {baseline[0]:.3g} s, ratio {wall:.3g}",
+        )
+        if compare and side <= 100:
+            previous = tcl_cycle(net, w, count, thevenin=False)
+            report(
+                "tcl_sparse",
+                f"TCL cycle, {name} n={n} (CPU time)",
+                cycle[1],
+                "previous path (relax every level)",
+                previous[1],
+                previous[1] / cycle[1],
+                "speed-up",
+                None,
+                f"wall: {cycle[0]:.3g} s vs {previous[0]:.3g} s",
+            )
+    for kind, column in (("CPU", 1), ("wall", 0)):
+        times = [t[column] for t in cycle_times]
+        exponent = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+        report(
+            "tcl_sparse",
+            f"growth exponent of the {name} cycle's {kind} time, n={sizes[0]}..{sizes[-1]}",
+            None,
+            "-",
+            None,
+            exponent,
+            "<= 1.3",
+            exponent <= 1.3,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10^3 and 10^4 nodes only")
@@ -128,55 +181,8 @@ def main():
     args = parser.parse_args()
     limiter = pin_blas_threads()  # noqa: F841
     sides = (32, 100) if args.quick else (32, 100, 317)
-    for name, build in (("lattice", lattice_network), ("elastic lattice", elastic_network)):
-        sizes, cycle_times = [], []
-        for side in sides:
-            net = build(side)
-            w = net.init(jax.random.key(0))
-            n = net.graph.n_nodes
-            baseline = factorise_and_solve(system(net, w))
-            cycles = args.cycles if side < 300 else max(1, args.cycles // 5)
-            cycle = tcl_cycle(net, w, cycles, repeats=3 if side < 300 else 1)
-            sizes.append(n)
-            cycle_times.append(cycle)
-            wall, cpu = cycle / baseline
-            report(
-                "tcl_sparse",
-                f"TCL cycle, {name} n={n} (CPU time)",
-                cycle[1],
-                "SuperLU factorise+solve",
-                baseline[1],
-                cpu,
-                "<= 3 at 10^4 nodes" if side == 100 else "-",
-                bool(cpu <= 3) if side == 100 else None,
-                f"wall: {cycle[0]:.3g} s vs {baseline[0]:.3g} s, ratio {wall:.3g}",
-            )
-            if args.compare and side <= 100 and name == "lattice":
-                previous = tcl_cycle(net, w, cycles, thevenin=False)
-                report(
-                    "tcl_sparse",
-                    f"TCL cycle, {name} n={n} (CPU time)",
-                    cycle[1],
-                    "previous path (relax every level)",
-                    previous[1],
-                    previous[1] / cycle[1],
-                    "speed-up",
-                    None,
-                    f"wall: {cycle[0]:.3g} s vs {previous[0]:.3g} s",
-                )
-        for kind, column in (("CPU", 1), ("wall", 0)):
-            times = [t[column] for t in cycle_times]
-            exponent = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
-            report(
-                "tcl_sparse",
-                f"growth exponent of the {name} cycle's {kind} time, n={sizes[0]}..{sizes[-1]}",
-                None,
-                "-",
-                None,
-                exponent,
-                "<= 1.3",
-                exponent <= 1.3,
-            )
+    scaling("lattice", lattice_network, sides, args.cycles, args.compare)
+    scaling("elastic lattice", elastic_network, sides, args.cycles, compare=False)
 
 
 if __name__ == "__main__":

@@ -175,8 +175,9 @@ class ElasticNetwork(AbstractNetwork):
         unit = (g.positions[g.senders] - g.positions[g.receivers]) / self.rest_lengths[:, None]
         blocks = stiffness[:, None, None] * unit[:, :, None] * unit[:, None, :]
         n = 2 * self.free_nodes.size
-        values = self.hessian_signs * blocks.reshape(-1)[self.hessian_entries]
-        matrix = sp.csc_matrix((values, (self.hessian_rows, self.hessian_cols)), shape=(n, n))
+        matrix = sp.csc_matrix(
+            (self._on_pattern(blocks), (self.hessian_rows, self.hessian_cols)), shape=(n, n)
+        )
         largest = float(abs(matrix).sum(axis=1).max())
         value, vector = spla.eigsh(matrix, k=1, sigma=-1e-6 * largest, which="LM")
         if value[0] < 1e-9 * largest:
@@ -259,6 +260,10 @@ class ElasticNetwork(AbstractNetwork):
         d = p[self.graph.senders] - p[self.graph.receivers]
         spring = lambda d, k, rest: 0.5 * k * (jnp.linalg.norm(d) - rest) ** 2  # noqa: E731
         blocks = jax.vmap(jax.hessian(spring))(d, w, jnp.asarray(self.rest_lengths))
+        return self._on_pattern(blocks)
+
+    def _on_pattern(self, blocks):
+        """The sparse pattern's values from the springs' 2 x 2 blocks (n_edges, 2, 2)."""
         return self.hessian_signs * blocks.reshape(-1)[self.hessian_entries]
 
     def _sparse_solve(self, w, inputs, nudge, x0):
@@ -288,8 +293,9 @@ class ElasticNetwork(AbstractNetwork):
 
         lagrangian = lambda y: self.energy(state(y), w, inputs) + coupling(y)  # noqa: E731
 
-        def step(y, projection, solved):
-            """The step at y from u = H^-1 grad_x L (``solved``) and W (``projection``)."""
+        def step(y, residual, projection, solved):
+            """The step at y (``residual`` = grad L there) from u = H^-1 grad_x L (``solved``)
+            and W (``projection``)."""
             if nudge is None:
                 return -solved
             block = jax.hessian(lambda t: coupling(y.at[targets].set(t)))(y[targets])  # B
@@ -303,9 +309,8 @@ class ElasticNetwork(AbstractNetwork):
                 return dx
             jacobian = jax.jacobian(lambda t: self.output(state(y.at[targets].set(t))))(y[targets])
             gain = inverse(projection.T @ jacobian.T)  # G
-            residual = jax.grad(lagrangian)(y)[n:]
             multiplier = jnp.linalg.solve(
-                jacobian @ gain[targets], residual + jacobian @ dx[targets]
+                jacobian @ gain[targets], residual[n:] + jacobian @ dx[targets]
             )
             return jnp.concatenate([dx - gain @ multiplier, multiplier])
 
@@ -322,7 +327,8 @@ class ElasticNetwork(AbstractNetwork):
 
             def body(carry):
                 y, previous, count, _ = carry
-                dy = step(y, projection, solve_with(base, jax.grad(lagrangian)(y)[:n]))
+                residual = jax.grad(lagrangian)(y)
+                dy = step(y, residual, projection, solve_with(base, residual[:n]))
                 change = size(dy, y + dy)
                 return y + dy, change, count + 1, (count > 0) & (change > CONTRACTION * previous)
 
@@ -337,10 +343,11 @@ class ElasticNetwork(AbstractNetwork):
 
             def body(carry):
                 y, _, count = carry
-                residual = jax.grad(lagrangian)(y)[None, :n]
-                rhs = residual if nudge is None else jnp.concatenate([residual, unit])
+                residual = jax.grad(lagrangian)(y)
+                rhs = residual[None, :n]
+                rhs = rhs if nudge is None else jnp.concatenate([rhs, unit])
                 solved = solve_with(self.spring_hessian(state(y), w, inputs), rhs)
-                dy = step(y, solved[1:], solved[0])
+                dy = step(y, residual, solved[1:], solved[0])
                 return y + dy, size(dy, y + dy), count + 1
 
             going = lambda carry: (carry[1] > self.rtol) & (carry[2] < self.max_steps)  # noqa: E731

@@ -81,10 +81,9 @@ def _superlu(rows, cols, values, rhs):
             for index in indices
         ]
         columns = np.concatenate([rhs[block].reshape(-1, n) for block in blocks])
-        seen: dict[bytes, int] = {}
-        which = [seen.setdefault(hashlib.sha256(c).digest(), len(seen)) for c in columns]
-        distinct = columns[[which.index(k) for k in range(len(seen))]]
-        solved = factor.solve(np.ascontiguousarray(distinct.T)).T[which]
+        digests = np.array([hashlib.sha256(column).digest() for column in columns])
+        _, first, which = np.unique(digests, return_index=True, return_inverse=True)
+        solved = factor.solve(np.ascontiguousarray(columns[first].T)).T[which.ravel()]
         start = 0
         for block in blocks:
             count = int(np.prod(rhs[block].shape[:-1]))
