@@ -244,6 +244,8 @@ def test_simulate_with_thermal_noise_on_the_memory_is_an_ornstein_uhlenbeck_proc
     np.testing.assert_array_equal(run().ys[0], solution.ys[0])  # a seed fixes the path
     with pytest.raises(ValueError, match="pass dt"):
         simulate(synapse, P.Constant(0.0), t1=1.0, noise=Thermal(kT))
+    with pytest.raises(ValueError, match="noise_seed must be an integer, got 0.5"):
+        run(noise_seed=0.5)
 
 
 def test_relaxing_network_noise_follows_from_kt_alone():

@@ -71,13 +71,12 @@ def fine_grid_cycle(net, w, inputs, targets, rule, tau_slow, levels=9, step=1e-3
     between samples (first-order hold) run for two periods from rest at the free current, and
     integral g(u) dt over the second by the trapezoid rule; divided by the nudge strength, as
     ``cycle_estimate``."""
-    free = jax.vmap(lambda i: net.equilibrium(w, i))(inputs)
-    strengths = rule.strength * np.linspace(0.0, 1.0, levels)
-    states = [
-        jax.vmap(lambda i, y, x, b=b: rule.perturb(net, w, i, y, x, b))(inputs, targets, free)
-        for b in strengths[1:]
-    ]
-    currents = np.stack([flat(net.batch_current(x, w, inputs)) for x in [free, *states]])
+    free = jax.jit(jax.vmap(lambda i: net.equilibrium(w, i)))(inputs)
+    nudge = lambda b: jax.vmap(lambda i, y, x: rule.perturb(net, w, i, y, x, b))  # noqa: E731
+    strengths = rule.strength * jnp.linspace(0.0, 1.0, levels)
+    states = jax.jit(jax.vmap(lambda b: nudge(b)(inputs, targets, free)))(strengths[1:])
+    levels_ = [free] + [jax.tree.map(lambda a, k=k: a[k], states) for k in range(levels - 1)]
+    currents = np.stack([flat(net.batch_current(x, w, inputs)) for x in levels_])
     explicit = flat(rules.update(net, w, (inputs, targets), rule))
     threshold = 3 * np.max(np.abs(rule.strength * explicit)) / tau_slow  # cycle_estimate's
     protocol = P.Sawtooth(TAU_FAST, tau_slow)
@@ -187,12 +186,8 @@ def test_leaky_memory_gives_the_synapse_level_offset(resistor, area):
     kernel, g = EColiCascade(TAU_KERNEL, area=area).kernel(), DeadZone(theta)
     shape = P.Sawtooth(TAU_FAST, 100.0)
     sign = np.sign(contrast)  # g is odd: Delta(-A, mean) = -Delta(A, -mean)
-    predicted = sign * np.array(
-        [
-            float(cycle_update(kernel, g, shape, jnp.array([abs(a)]), s * b)[0])
-            for a, s, b in zip(contrast, mean, sign, strict=True)
-        ]
-    )
+    synapse_update = jax.jit(jax.vmap(lambda a, s: cycle_update(kernel, g, shape, a[None], s)[0]))
+    predicted = sign * np.asarray(synapse_update(jnp.abs(contrast), mean * sign))
     np.testing.assert_allclose(
         np.linalg.norm(update - predicted) / np.linalg.norm(predicted), 0, atol=0.02
     )

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Int
 
 from synapse_dyn._checks import (
     concrete,
@@ -47,7 +48,11 @@ def _thermal(noise, seed, dt, kind):
         raise ValueError(
             f"noise must be synapse_dyn.noise.Thermal(kT), got {type(noise).__name__}."
         )
-    return Thermalised(noise, seed, float(dt), kind)
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ValueError(f"noise_seed must be an integer, got {seed!r}.")
+    # an array, not a Python int (which jit would take as a constant): a sweep over seeds
+    # compiles once (100 seeds of a relaxing network: 25 s -> 5 s)
+    return Thermalised(noise, jnp.asarray(seed), float(dt), kind)
 
 
 class Thermalised(eqx.Module):
@@ -56,7 +61,7 @@ class Thermalised(eqx.Module):
     or "increments", see ``synapse_dyn.noise``), fixed steps ``dt``."""
 
     noise: Thermal
-    seed: int
+    seed: Int[Array, ""]
     dt: float
     kind: str = eqx.field(static=True, default="virtual")
 
