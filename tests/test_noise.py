@@ -257,7 +257,7 @@ def test_relaxing_network_noise_follows_from_kt_alone():
     probe = nw.ResistorNetwork(graph, [0], [5], ground_nodes=[2])
     w, inputs, targets = probe.init(jax.random.key(0)), jnp.array([[1.0]]), jnp.array([[0.2]])
     free = probe.equilibrium(w, inputs[0])
-    hessian = np.asarray(jax.hessian(probe.energy)(free, w, inputs[0]))
+    hessian = np.asarray(jax.jit(jax.hessian(probe.energy))(free, w, inputs[0]))
     tau = 0.2 * np.linalg.eigvalsh(hessian).max()  # the fastest mode decays at rate 5
     network = nw.ResistorNetwork(graph, [0], [5], ground_nodes=[2], relaxation_time=tau)
     kT = 0.3
