@@ -7,7 +7,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Int
 
 from synapse_dyn._checks import (
     concrete,
@@ -50,9 +49,7 @@ def _thermal(noise, seed, dt, kind):
         )
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise ValueError(f"noise_seed must be an integer, got {seed!r}.")
-    # an array, not a Python int (which jit would take as a constant): a sweep over seeds
-    # compiles once (100 seeds of a relaxing network: 25 s -> 5 s)
-    return Thermalised(noise, jnp.asarray(seed), float(dt), kind)
+    return Thermalised(noise, int(seed), float(dt), kind)
 
 
 class Thermalised(eqx.Module):
@@ -61,7 +58,7 @@ class Thermalised(eqx.Module):
     or "increments", see ``synapse_dyn.noise``), fixed steps ``dt``."""
 
     noise: Thermal
-    seed: Int[Array, ""]
+    seed: int
     dt: float
     kind: str = eqx.field(static=True, default="virtual")
 
