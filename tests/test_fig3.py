@@ -1,8 +1,6 @@
 """Paper Fig. 3 at full default size (8x8 digits, 10 epochs): a layered Hopfield network
 trained by TCL reaches >= 93% test accuracy, within 2 points of explicit EP."""
 
-import functools
-
 import numpy as np
 import pytest
 
@@ -11,16 +9,11 @@ from synapse_dyn.analysis.figures import fig3
 pytestmark = pytest.mark.xdist_group("fig3 full size")  # one process computes the figure
 
 
-@functools.cache
-def full_size_figure():
-    """Kept for the process: xdist tears module fixtures down whenever a worker's queue runs
-    dry, and the figure took 14 s to compute again."""
-    return fig3.compute(quick=False, progress=False)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def figure():
-    return full_size_figure()
+    """Kept for the process (session scope): xdist tore the module-scoped fixture down
+    whenever a worker's queue ran dry, and the figure took 14 s to compute again."""
+    return fig3.compute(quick=False, progress=False)
 
 
 def test_tcl_trains_the_hopfield_network_as_well_as_ep(figure):

@@ -588,12 +588,17 @@ def _quasistatic_chunk(
     return (z, w, free), records
 
 
-@eqx.filter_jit
 def _initial_state(synapse, network, schedule, w, first):
     """(x, z, w) at the start: the free states of the first batch and every memory at its
-    steady state for the free current. Compiled, with the models' numbers and ``first`` as
-    data (``traced``): run eagerly, the vmap over the batch dispatched every operation alone,
-    47 % of simulate's Python time in 100 seeded runs of an 8-node relaxing network (py-spy)."""
+    steady state for the free current. One compiled program, the models' numbers and
+    ``first`` as data (``traced``): run eagerly, the vmap over the batch dispatched every
+    operation alone, 47 % of simulate's Python time in 100 seeded runs of an 8-node relaxing
+    network (py-spy)."""
+    return _settle_first_batch(*traced((synapse, network, schedule)), w, jnp.asarray(first))
+
+
+@eqx.filter_jit
+def _settle_first_batch(synapse, network, schedule, w, first):
     inputs = schedule.inputs[schedule.rows(first)]
     x = jax.vmap(lambda i: network.equilibrium(w, i))(inputs)
     current = network.batch_current(x, w, inputs)
@@ -638,7 +643,7 @@ def _quasistatic(
 
     saved = saver.resume(first, n_cycles) if resume else None
     if saved is None:
-        initial = _initial_state(*traced((synapse, network, schedule)), w, jnp.asarray(first))
+        initial = _initial_state(synapse, network, schedule, w, first)
         free, z, _ = initial if state0 is None else state0
         carry, resumed_at, records = (z, w, free), first, []
     else:
@@ -699,10 +704,7 @@ def _relax(
 
     period = float(protocol.period)
     t0, t1 = first * period, (first + n_cycles) * period
-    if state0 is None:
-        x, z, _ = _initial_state(*traced((synapse, network, schedule)), w, jnp.asarray(first))
-    else:
-        x, z, _ = state0
+    x, z, _ = _initial_state(synapse, network, schedule, w, first) if state0 is None else state0
     field = _Relaxation(
         synapse,
         jax.tree.map(lambda a: jnp.asarray(a, dtype=float), protocol),
