@@ -47,8 +47,8 @@ LOADERS = {
     "mnist_sample": tasks.mnist_sample,
 }
 # input gain A of the DRN for 1, 2, 3 hidden layers: each resistive layer averages, so
-# deeper networks need more gain to reach unit outputs (chosen by DRN-TBP, hidden 32, seed 0,
-# 3000 steps: on digits for the small tables; on the MNIST sample for MNIST, where the digits'
+# deeper networks need more gain to reach unit outputs (chosen by DRN-TBP, hidden 32: on digits
+# for the small tables; for MNIST on the MNIST sample, seed 0, 3000 steps, where the digits'
 # gains left 2 and 3 hidden layers at 31 % and 92 % test error; with gains from 30 to 10,000,
 # 3 hidden layers stayed at 35-92 %)
 GAINS = {1: 30.0, 2: 120.0, 3: 1000.0}
