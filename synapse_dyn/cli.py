@@ -348,7 +348,9 @@ def parser() -> argparse.ArgumentParser:
     figure.add_argument("--quick", action="store_true", help="small, fast version")
     figure.add_argument("--quiet", action="store_true", help="no progress bar")
     figure.add_argument(
-        "--mnist", metavar="PATH", help="train on a local mnist.npz (fig3: the paper's setting)"
+        "--mnist",
+        metavar="PATH",
+        help="train on a local mnist.npz in the papers' setting (fig3, drn_table)",
     )
     figure.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_cluster_options(figure)

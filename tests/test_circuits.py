@@ -3,7 +3,9 @@ network (and do not without the amplifiers), read back to the same weights; both
 solvers satisfy Kirchhoff's and the diodes' laws and agree with each other, with an
 enumeration of diode states and with ngspice; ill-posed circuits are refused by name."""
 
+import dataclasses
 import itertools
+import json
 import types
 
 import equinox as eqx
@@ -336,12 +338,75 @@ def test_drn_ep_is_within_one_and_a_half_points_of_tbp_on_digits():
     centered EP and by truncated backpropagation through its sweeps: test errors within 1.5
     points, both learning (< 10 % error on 10 classes)."""
     task = tasks.digits(seed=0)
-    errors, optimizer = {}, optax.adam(drn_table.LEARNING_RATE)
+    errors, optimizer = {}, drn_table.SHIPPED.optimizer("DRN-EP", 1, 89)
     for method in ("DRN-EP", "DRN-TBP"):
-        model, params = drn_table.build(method, 1, task, 32, seed=0)
+        model, params = drn_table.build(method, 1, task, drn_table.SHIPPED, seed=0)
         _, errors[method], _ = drn_table.fit(model, params, task, 450, optimizer, 16, seed=0)
     assert max(errors.values()) < 0.10
     assert abs(errors["DRN-EP"] - errors["DRN-TBP"]) <= 0.015
+
+
+def test_papers_mnist_optimizer_is_sgd_with_momentum_and_layer_rates():
+    """The papers' optimiser against the recurrence of torch's SGD (momentum 0.9) with
+    ExponentialLR (x 0.99 per epoch), written out: v_t = 0.9 v_(t-1) + g, p_t = p_(t-1) -
+    r 0.99^epoch(t) v_t, each DRN layer at its own rate, the MLP at 0.005."""
+    setting, per_epoch = drn_table.PAPERS_MNIST, 3
+    for method, depth in (("DRN-EP", 3), ("DRN-TBP", 2), ("ReLU-MLP-BP", 1)):
+        task = types.SimpleNamespace(n_inputs=5, n_outputs=3)
+        small = dataclasses.replace(setting, hidden=4)
+        _, params = drn_table.build(method, depth, task, small, seed=0)
+        if method == "ReLU-MLP-BP":
+            rates = jax.tree.map(lambda _: 0.005, params)
+        else:
+            weights, biases = setting.layer_rates[depth - 1]
+            rates = {"weights": weights, "biases": biases}
+        gradients = [
+            jax.tree.map(lambda p, k=k: jnp.full_like(p, 1.0 + k), params) for k in range(7)
+        ]
+        optimizer = setting.optimizer(method, depth, per_epoch)
+        state, p = optimizer.init(params), params
+        expected, velocity = params, jax.tree.map(jnp.zeros_like, params)
+        for t, g in enumerate(gradients):
+            updates, state = optimizer.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+            velocity = jax.tree.map(lambda v, g: 0.9 * v + g, velocity, g)
+            decay = 0.99 ** (t // per_epoch)
+            expected = jax.tree.map(
+                lambda e, v, r, decay=decay: e - r * decay * v, expected, velocity, rates
+            )
+        for got, want in zip(jax.tree.leaves(p), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=method)
+
+
+def test_drn_table_trains_mnist_in_the_papers_setting(tmp_path):
+    """``compute(mnist_path=...)``: a bad path fails before any training; the MNIST row is
+    trained in ``PAPERS_MNIST`` (recorded in the dataset) at the overridden width and length."""
+    with pytest.raises(FileNotFoundError, match="not found"):
+        drn_table.compute(quick=True, progress=False, mnist_path=str(tmp_path / "none.npz"))
+    sample = tasks.mnist_sample(seed=0)
+    images = lambda x: np.round(255 * x).astype(np.uint8).reshape(-1, 28, 28)  # noqa: E731
+    path = tmp_path / "mnist.npz"
+    np.savez(
+        path,
+        x_train=images(sample.x_train[:600]),
+        y_train=sample.y_train[:600].argmax(1),
+        x_test=images(sample.x_test[:200]),
+        y_test=sample.y_test[:200].argmax(1),
+    )
+    ds = drn_table.compute(
+        quick=True, progress=False, mnist_path=str(path), datasets=[], seeds=1, steps=40
+    )
+    assert list(ds.dataset.values) == ["mnist"]
+    recorded = json.loads(ds.attrs["config"])["settings"]["mnist"]
+    papers = dataclasses.asdict(drn_table.PAPERS_MNIST) | {
+        "hidden": 16,
+        "steps": 40,
+        "epochs": None,
+    }
+    assert recorded == json.loads(json.dumps(papers))
+    error = ds.test_error.sel(dataset="mnist")
+    assert np.isfinite(ds.train_error).all() and np.isfinite(error).all()
+    assert error.sel(model="ReLU-MLP-BP", depth=1).item() < 70  # learning (chance: 90 %)
 
 
 def test_drn_table_markdown():

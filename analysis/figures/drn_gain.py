@@ -81,7 +81,7 @@ def compute(
     for j, g, m, s in tqdm(runs, desc="drn_gain", disable=not progress):
         task = tasks.digits(seed=s)
         sizes = (task.n_inputs, *[hidden] * depths[j], task.n_outputs)
-        sweeps = drn_table.SWEEPS[depths[j]]
+        sweeps = drn_table.SHIPPED.sweeps[depths[j] - 1]
         network = nw.DiodeNetwork(sizes, gains[g], sweeps, sweeps)
         model = drn_table._DRN(network, rules.TBP()) if m == 0 else Amplified(network)
         params = network.init(jax.random.key(s))
@@ -111,7 +111,7 @@ def compute(
         "optimizer": "adam",
         "learning_rate": learning_rate,
         "batch_size": batch_size,
-        "sweeps": drn_table.SWEEPS,
+        "sweeps": drn_table.SHIPPED.sweeps,
         "plain_rule": "truncated backpropagation",
         "amplified_rule": "backpropagation through the feed-forward steady state",
     }
