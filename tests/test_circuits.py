@@ -378,6 +378,18 @@ def test_papers_mnist_optimizer_is_sgd_with_momentum_and_layer_rates():
             np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=method)
 
 
+def test_papers_mnist_conductances_start_clamped():
+    """PAPERS_MNIST's DRN starts from U(-c, c), c = 1/sqrt(fan_in), projected onto g >= g_min:
+    about half the conductances at the minimum, the rest uniform on (0, c)."""
+    task = types.SimpleNamespace(n_inputs=200, n_outputs=10)
+    small = dataclasses.replace(drn_table.PAPERS_MNIST, hidden=100)
+    _, w = drn_table.build("DRN-EP", 2, task, small, seed=3)
+    for G in w["weights"]:
+        c, at_minimum = 1.0 / np.sqrt(G.shape[1]), np.asarray(G == 1e-6)
+        assert abs(at_minimum.mean() - 0.5) < 0.05 and float(G.max()) <= c
+        assert abs(float(G[~at_minimum].mean()) - c / 2) < 0.05 * c  # the mean of U(0, c)
+
+
 def test_drn_table_trains_mnist_in_the_papers_setting(tmp_path):
     """``compute(mnist_path=...)``: a bad path fails before any training; the MNIST row is
     trained in ``PAPERS_MNIST`` (recorded in the dataset) at the overridden width and length."""

@@ -53,7 +53,9 @@ class Setting:
     half); ``steps`` optimiser steps rounded up to whole epochs, or ``epochs``. Without
     ``layer_rates``, Adam at ``learning_rate`` for every method; with them, SGD with momentum
     0.9 (v <- 0.9 v + g, p <- p - r_layer 0.99^epoch v, torch's SGD and ExponentialLR), the
-    DRN's layers at (weight rates, bias rates) per depth and the MLP at ``learning_rate``."""
+    DRN's layers at (weight rates, bias rates) per depth and the MLP at ``learning_rate``.
+    DRN conductances start U(0, 1/sqrt(fan_in)), or with ``clamped_init`` U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) projected onto g >= min_conductance (half start at the minimum)."""
 
     hidden: int
     gains: tuple[float, float, float]
@@ -64,6 +66,7 @@ class Setting:
     epochs: int | None = None
     learning_rate: float = 1e-3
     layer_rates: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] | None = None
+    clamped_init: bool = False
 
     def n_steps(self, n_train: int) -> int:
         """Optimiser steps on ``n_train`` samples."""
@@ -104,9 +107,10 @@ SHIPPED = Setting(
 MNIST_SAMPLE = dataclasses.replace(SHIPPED, gains=(30.0, 40.0, 100.0))
 # Scellier and Mishra's MNIST setting (their released drn-vs-relu-nn.py): layers of 1024 (the
 # MLP 512), input gain 8 x (60, 250, 500), 4/5/6 sweeps, nudge 0.5/1/2, batches of 32, 100
-# epochs of SGD with momentum and per-layer rates (the MLP's 0.005). Their conductances start
-# U(-1/sqrt(fan_in), 1/sqrt(fan_in)) clamped at 0, ours U(0, 1/sqrt(fan_in)); their EP
-# sweeps its layers backward while nudged.
+# epochs of SGD with momentum and per-layer rates (the MLP's 0.005), their clamped initial
+# conductances (on the MNIST sample, 2 hidden layers, DRN-EP, 3 epochs: 20.9 % test error,
+# against 78.3 % from U(0, 1/sqrt(fan_in))). Their EP sweeps its layers backward while
+# nudged; ours alternates odd and even layers in every phase.
 PAPERS_MNIST = Setting(
     hidden=1024,
     gains=(480.0, 2000.0, 4000.0),
@@ -120,6 +124,7 @@ PAPERS_MNIST = Setting(
         ((0.002, 0.006, 0.005), (0.002, 0.006, 0.005)),
         ((0.005, 0.02, 0.08, 0.005), (0.0005, 0.002, 0.008, 0.0005)),
     ),
+    clamped_init=True,
 )
 LOADERS = {  # data sets that ship, with their settings
     "digits": (tasks.digits, SHIPPED),
@@ -197,7 +202,11 @@ def build(method: str, depth: int, task: tasks.Task, setting: Setting, seed: int
     sweeps = setting.sweeps[depth - 1]
     network = nw.DiodeNetwork(sizes, setting.gains[depth - 1], sweeps, sweeps)
     rule = rules.EP(setting.beta[depth - 1], "centered") if method == "DRN-EP" else rules.TBP()
-    return _DRN(network, rule), network.init(key)
+    w = network.init(key)
+    if setting.clamped_init:  # U(0, c) -> U(-c, c), c = 1/sqrt(fan_in), then g >= g_min
+        spread = lambda G: 2.0 * G - 1.0 / np.sqrt(G.shape[1])  # noqa: E731
+        w = network.project({**w, "weights": tuple(map(spread, w["weights"]))})
+    return _DRN(network, rule), w
 
 
 def fit(model, params, task, steps: int, optimizer, batch_size: int, seed: int):
