@@ -378,8 +378,8 @@ def test_papers_mnist_optimizer_is_sgd_with_momentum_and_layer_rates():
             np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=method)
 
 
-def test_papers_mnist_conductances_start_clamped():
-    """PAPERS_MNIST's DRN starts from U(-c, c), c = 1/sqrt(fan_in), projected onto g >= g_min:
+def test_drn_conductances_start_clamped():
+    """The table's DRNs start from U(-c, c), c = 1/sqrt(fan_in), projected onto g >= g_min:
     about half the conductances at the minimum, the rest uniform on (0, c)."""
     task = types.SimpleNamespace(n_inputs=200, n_outputs=10)
     small = dataclasses.replace(drn_table.PAPERS_MNIST, hidden=100)
