@@ -410,11 +410,25 @@ def compilation_cache() -> str | None:
     return folder
 
 
+def collect_garbage_rarely() -> None:
+    """Run Python's cyclic garbage collector every 100,000 net allocations instead of 700, and
+    exempt the objects alive now (the imported modules) from later collections. Tracing JAX
+    programs makes many short-lived objects, and at the default threshold the collector ran
+    through them often (perf: 6 % of a TCL figure's run in gc_collect_main). Tests in one
+    process, before -> after: test_tcl_network.py 134.7 -> 121.1 s; test_agnostic.py, two
+    interleaved pairs, 77.1 -> 61.1 s and 62.6 -> 55.9 s."""
+    import gc
+
+    gc.set_threshold(100_000, 50, 100)
+    gc.freeze()
+
+
 def main(argv=None) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the command is the program: it sets precision
     compilation_cache()
+    collect_garbage_rarely()
     args = parser().parse_args(argv)
     try:
         args.action(args)

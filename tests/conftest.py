@@ -18,8 +18,11 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from synapse_dyn.cli import collect_garbage_rarely  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+collect_garbage_rarely()  # as the command does
 
 # Child Pythons (the CLI run as a program, scripts) import the installed package, not the source
 # folder the tests run from: with a non-editable install, that folder lacks the mapped
