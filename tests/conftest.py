@@ -55,6 +55,12 @@ def pytest_unconfigure(config):
         shutil.rmtree(CACHE, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` first: xdist hands tests out in this order, and a long one handed
+    out last keeps one worker busy while the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """JAX keeps every compiled program of a process; an xdist worker runs many modules and grew

@@ -159,8 +159,19 @@ def test_run_quick_of_every_kind_follows_the_conventions(tmp_path):
     assert kinds == set(experiments.KINDS)
 
 
+LONG = {"energy_accuracy"}  # quick figures that take a minute or so
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.xdist_group(f"figure {n}")) for n in figures.names()]
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=[pytest.mark.xdist_group(f"figure {n}")]
+            + ([pytest.mark.long] if n in LONG else []),
+        )
+        for n in figures.names()
+    ],
 )
 def test_every_figure_follows_the_conventions(name, quick_figure):
     ds = quick_figure(name)

@@ -10,10 +10,13 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tomli_w
 
 from synapse_dyn import experiments, io
 from synapse_dyn.analysis import sweeps
+
+pytestmark = pytest.mark.long
 
 KILLS = 10
 TRAIN = {
