@@ -26,6 +26,7 @@ untrained (Iris, 2 and 3 hidden layers: 33 %).
 """
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -66,11 +67,13 @@ class Setting:
     learning_rate: float = 1e-3
     layer_rates: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] | None = None
 
+    def batches(self, n_train: int) -> int:
+        """Batches per epoch of ``n_train`` samples (one, if they are fewer than a batch)."""
+        return n_train // min(self.batch_size, n_train)
+
     def n_steps(self, n_train: int) -> int:
         """Optimiser steps on ``n_train`` samples."""
-        if self.epochs is None:
-            return self.steps
-        return self.epochs * (n_train // min(self.batch_size, n_train))
+        return self.steps if self.epochs is None else self.epochs * self.batches(n_train)
 
     def optimizer(self, method: str, depth: int, steps_per_epoch: int):
         """The optax optimiser of ``method`` at ``depth`` hidden layers."""
@@ -257,6 +260,7 @@ def compute(
     shape = (len(sets), len(depths), len(METHODS), seeds)
     errors = {"train_error": np.full(shape, np.nan), "test_error": np.full(shape, np.nan)}
     optimizers = {}  # one object per (data set, depth, method): a new one recompiles _epoch
+    load = functools.cache(lambda name, seed: sets[name][0](seed=seed))  # once per split
     for (i, name), (j, depth), (k, method), s in tqdm(
         list(
             itertools.product(enumerate(sets), enumerate(depths), enumerate(METHODS), range(seeds))
@@ -264,15 +268,14 @@ def compute(
         desc="drn_table",
         disable=not progress,
     ):
-        task, setting = sets[name][0](seed=s), settings[name]
-        batch_size = min(setting.batch_size, len(task.x_train))
-        n_steps = setting.n_steps(len(task.x_train))
+        task, setting = load(name, s), settings[name]
+        n_train = len(task.x_train)
         optimizer = optimizers.setdefault(
-            (name, depth, method),
-            setting.optimizer(method, depth, len(task.x_train) // batch_size),
+            (name, depth, method), setting.optimizer(method, depth, setting.batches(n_train))
         )
         model, params = build(method, depth, task, setting, s)
-        train, test, _ = fit(model, params, task, n_steps, optimizer, batch_size, s)
+        n_steps = setting.n_steps(n_train)
+        train, test, _ = fit(model, params, task, n_steps, optimizer, setting.batch_size, s)
         errors["train_error"][i, j, k, s] = train
         errors["test_error"][i, j, k, s] = test
     long = {"train_error": "training error", "test_error": "test error"}
