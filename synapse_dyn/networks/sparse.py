@@ -1,29 +1,60 @@
 """Sparse direct solves for large networks on CPU: SuperLU (scipy, minimum-degree ordering of
 A + A^T, symmetric mode) called back from jit.
 
+``sparse_factor`` factorises a matrix once and returns a handle (``SparseFactor``, a key: the
+SHA-256 of pattern and values) that solves against it without reading the matrix again, so a
+chord or modified-Newton loop hashes and factorises its matrix once, outside the loop.
 Factorisations are kept (the most recently used, at most ``FACTORISATIONS`` of them and
-``STORED_ENTRIES`` stored entries in all, at least the last one) under a hash of the matrix,
-so a solve with a matrix met before costs one triangular solve: a chord or modified-Newton
-iteration, or every nudge level of a TCL cycle, factorises its matrix once.
+``STORED_ENTRIES`` stored entries in all, at least the last one) under their key: every nudge
+level of a TCL cycle, and every later request of the same matrix, reuse one. A chord matrix
+may also stand in for a nearby one (``within``): the free states of a TCL cycle reuse the rest
+Hessian of earlier cycles while the parameters change little.
 Measured on the elastic Hessian of a 10^4-node triangular lattice (2 x 10^4 unknowns): a
-factorisation takes 149 ms, a solve with it 5.4 ms, a SHA-256 of the matrix about 2 ms."""
+factorisation takes 85-100 ms alone and 170-210 ms inside a TCL cycle (a third of it the
+kernel zeroing new pages for the factors, perf), a solve with it 3 ms (5.5 ms for two
+right-hand sides inside the cycle), a SHA-256 of the matrix 2-6 ms, a stand-in test 3 ms."""
 
+import dataclasses
+import functools
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, UInt8
 
 FACTORISATIONS = 16
 # about 1.6 GB of factors (SuperLU's nnz; L + U of an elastic lattice of 10^5 nodes: 3.9e7)
 STORED_ENTRIES = 2**27
-_factorisations: OrderedDict[bytes, spla.SuperLU] = OrderedDict()
+KEY_BYTES = 32  # SHA-256
+
+
+@dataclasses.dataclass(frozen=True)
+class _Factor:
+    """A factorisation and the pattern (digest) and values of the matrix it factorises."""
+
+    pattern: bytes
+    values: np.ndarray
+    lu: spla.SuperLU
+
+
+_factorisations: OrderedDict[bytes, _Factor] = OrderedDict()
+# per pattern, the key of the last factorisation made for a request with ``within`` > 0
+_chords: dict[bytes, bytes] = {}
 _lock = threading.Lock()
+_counts: Counter[str] = Counter()
+
+
+def statistics() -> dict[str, int]:
+    """Counts since import: ``factorisations`` made, ``stand_ins`` (requests with ``within``
+    served by another matrix's factorisation), ``solves`` (right-hand sides solved)."""
+    with _lock:
+        return {name: _counts[name] for name in ("factorisations", "stand_ins", "solves")}
 
 
 class SparseDirect(eqx.Module):
@@ -32,50 +63,87 @@ class SparseDirect(eqx.Module):
     right-hand sides that shares one matrix is solved with one factorisation."""
 
 
-def _factorise(digest: bytes, rows, cols, values, n: int) -> spla.SuperLU:
-    """The SuperLU factorisation of A = sparse(values at rows, cols) (duplicates summed),
-    from the cache when the matrix of this ``digest`` was factorised before."""
+def _pattern(rows, cols):
+    """The SHA-256 of a pattern, to be extended by the values."""
+    digest = hashlib.sha256(np.ascontiguousarray(rows))
+    digest.update(np.ascontiguousarray(cols))
+    return digest
+
+
+def _first(a):
+    """A vmapped, unbatched index array (leading axes of size 1) as one row."""
+    return np.reshape(a, (-1, a.shape[-1]))[0]
+
+
+def _factorise(pattern: bytes, digest: bytes, rows, cols, values, within: float) -> bytes:
+    """The key of a kept factorisation of A = sparse(values at rows, cols) (duplicates
+    summed): A's own, or (``within`` > 0) that of the pattern's last chord matrix A_f if
+    |A - A_f| <= within |A_f| entrywise; factorised now if neither is kept."""
     with _lock:
+        chord = _chords.get(pattern) if within > 0 else None
+        if digest not in _factorisations and chord in _factorisations:
+            kept = _factorisations[chord]
+            if np.all(np.abs(values - kept.values) <= within * np.abs(kept.values)):
+                digest = chord
+                _counts["stand_ins"] += 1
         if digest in _factorisations:
             _factorisations.move_to_end(digest)
-            return _factorisations[digest]
-    factor = spla.splu(
+            return digest
+    n = int(max(rows.max(), cols.max())) + 1
+    lu = spla.splu(
         sp.csc_matrix((values, (rows, cols)), shape=(n, n)),
         permc_spec="MMD_AT_PLUS_A",
         diag_pivot_thresh=0.0,
         options={"SymmetricMode": True},
     )
     with _lock:
-        _factorisations[digest] = factor
+        _factorisations[digest] = _Factor(pattern, np.array(values), lu)
+        _counts["factorisations"] += 1
+        if within > 0:
+            _chords[pattern] = digest
         while len(_factorisations) > 1 and (
             len(_factorisations) > FACTORISATIONS
-            or sum(kept.nnz for kept in _factorisations.values()) > STORED_ENTRIES
+            or sum(kept.lu.nnz for kept in _factorisations.values()) > STORED_ENTRIES
         ):
             _factorisations.popitem(last=False)
-    return factor
+    return digest
 
 
-def _superlu(rows, cols, values, rhs):
-    """x with A x = rhs, A = sparse(values at rows, cols). The leading (vmap) axes of
-    ``values`` select the matrix, size 1 where it is shared; ``rhs`` has the same leading
-    axes, then any axes of right-hand sides. Equal matrices (by a SHA-256 of pattern and
-    values) share one factorisation and one solve of their distinct right-hand sides: under
-    vmap every nudge level of a TCL cycle brings the same matrix and some the same columns."""
+def _factorise_callback(rows, cols, values, within):
+    """The keys (..., KEY_BYTES) of the matrices ``values`` (..., nnz) (leading vmap axes)."""
+    rows, cols = _first(rows), _first(cols)
+    pattern = _pattern(rows, cols)
+    keys = np.empty((*values.shape[:-1], KEY_BYTES), np.uint8)
+    for index in np.ndindex(values.shape[:-1]):
+        digest = pattern.copy()
+        digest.update(np.ascontiguousarray(values[index]))
+        key = _factorise(pattern.digest(), digest.digest(), rows, cols, values[index], within)
+        keys[index] = np.frombuffer(key, np.uint8)
+    return keys
+
+
+def _solve_callback(keys, rows, cols, values, rhs):
+    """x with A x = rhs for the factorisations ``keys``. The leading (vmap) axes of ``keys``
+    and ``values`` select the matrix, size 1 where it is shared; ``rhs`` has the same leading
+    axes, then any axes of right-hand sides. Each factorisation solves its distinct
+    right-hand sides at once (every nudge level of a TCL cycle brings the same matrix and
+    some the same columns); one evicted since ``sparse_factor`` is factorised again."""
     n = rhs.shape[-1]
-    rows, cols = (np.reshape(a, (-1, a.shape[-1]))[0] for a in (rows, cols))
-    matrices = values.shape[:-1]
+    matrices = keys.shape[:-1]
     batch = np.broadcast_shapes(matrices, rhs.shape[: len(matrices)])
     rhs = np.broadcast_to(rhs, (*batch, *rhs.shape[len(matrices) :]))
     out = np.empty(rhs.shape, dtype=rhs.dtype)
-    pattern = hashlib.sha256(np.ascontiguousarray(rows))
-    pattern.update(np.ascontiguousarray(cols))
     groups: dict[bytes, list[tuple]] = {}
     for index in np.ndindex(matrices):
-        key = pattern.copy()
-        key.update(np.ascontiguousarray(values[index]))
-        groups.setdefault(key.digest(), []).append(index)
-    for digest, indices in groups.items():
-        factor = _factorise(digest, rows, cols, values[indices[0]], n)
+        groups.setdefault(keys[index].tobytes(), []).append(index)
+    values = np.broadcast_to(values, (*matrices, values.shape[-1]))
+    for key, indices in groups.items():
+        with _lock:
+            kept = _factorisations.get(key)
+        if kept is None:
+            key = _factorise_callback(rows, cols, values[indices[0]], 0.0).tobytes()
+            with _lock:
+                kept = _factorisations[key]
         blocks = [
             tuple(slice(None) if size == 1 else k for k, size in zip(index, matrices, strict=True))
             for index in indices
@@ -83,7 +151,9 @@ def _superlu(rows, cols, values, rhs):
         columns = np.concatenate([rhs[block].reshape(-1, n) for block in blocks])
         digests = np.array([hashlib.sha256(column).digest() for column in columns])
         _, first, which = np.unique(digests, return_index=True, return_inverse=True)
-        solved = factor.solve(np.ascontiguousarray(columns[first].T)).T[which.ravel()]
+        solved = kept.lu.solve(np.ascontiguousarray(columns[first].T)).T[which.ravel()]
+        with _lock:
+            _counts["solves"] += first.size
         start = 0
         for block in blocks:
             count = int(np.prod(rhs[block].shape[:-1]))
@@ -92,14 +162,58 @@ def _superlu(rows, cols, values, rhs):
     return out
 
 
+class SparseFactor(eqx.Module):
+    """A kept SuperLU factorisation of the sparse symmetric A = sparse(values at rows, cols)
+    (``sparse_factor``), or of the chord matrix standing in for it."""
+
+    key: UInt8[Array, " 32"]
+    rows: Int[Array, " nnz"]
+    cols: Int[Array, " nnz"]
+    values: Float[Array, " nnz"]
+
+    def solve(self, rhs: Float[Array, "*batch n"]) -> Float[Array, "*batch n"]:
+        """x with A x = rhs; leading axes of ``rhs`` are right-hand sides of the same A. Not
+        differentiable by itself: wrap it in ``jax.lax.custom_linear_solve``."""
+        out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
+        return jax.pure_callback(
+            _solve_callback,
+            out,
+            self.key,
+            self.rows,
+            self.cols,
+            self.values,
+            rhs,
+            vmap_method="expand_dims",
+        )
+
+
+def sparse_factor(
+    rows: Int[Array, " nnz"],
+    cols: Int[Array, " nnz"],
+    values: Float[Array, " nnz"],
+    within: float = 0.0,
+) -> SparseFactor:
+    """The factorisation of A = sparse(values at rows, cols) (duplicate entries summed), kept
+    for the solves of ``SparseFactor.solve``. Under vmap, equal matrices share one.
+
+    ``within`` > 0 (a chord or preconditioner matrix, not an exact solve): A may be replaced by
+    the last chord matrix A_f factorised on its pattern if |A - A_f| <= within |A_f|
+    entrywise. For A = sum_e k_e B_e with B_e positive semidefinite (a rest Hessian, a
+    Laplacian) this is |k_e - k_f,e| <= within k_f,e for every term, so
+    (1 - within) A_f <= A <= (1 + within) A_f and a chord step x <- x - A_f^-1 (A x - b)
+    shrinks the error by the factor ``within`` or more (in the A_f norm)."""
+    out = jax.ShapeDtypeStruct((KEY_BYTES,), jnp.uint8)
+    callback = functools.partial(_factorise_callback, within=within)
+    key = jax.pure_callback(callback, out, rows, cols, values, vmap_method="expand_dims")
+    return SparseFactor(key, jnp.asarray(rows), jnp.asarray(cols), values)
+
+
 def sparse_solve(
     rows: Int[Array, " nnz"],
     cols: Int[Array, " nnz"],
     values: Float[Array, " nnz"],
     rhs: Float[Array, "*batch n"],
 ) -> Float[Array, "*batch n"]:
-    """x with A x = rhs for the sparse symmetric A = sparse(values at rows, cols) (duplicate
-    entries summed); leading axes of ``rhs`` are right-hand sides of the same A. Not
-    differentiable by itself: wrap it in ``jax.lax.custom_linear_solve``."""
-    out = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
-    return jax.pure_callback(_superlu, out, rows, cols, values, rhs, vmap_method="expand_dims")
+    """x with A x = rhs for the sparse symmetric A = sparse(values at rows, cols): one
+    ``sparse_factor`` and its solve."""
+    return sparse_factor(rows, cols, values).solve(rhs)
