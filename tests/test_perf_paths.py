@@ -90,6 +90,28 @@ def test_sparse_direct_batches_share_one_factorisation_and_match_scipy():
             np.testing.assert_allclose(x, reference, rtol=1e-11, atol=1e-13)
 
 
+def test_sparse_factor_solves_each_column_once_and_remembers_repeated_ones():
+    """A factorisation solves each distinct right-hand side of a call once and keeps the
+    solution of one asked for in two calls: the third call of the same columns solves
+    nothing, and every answer equals scipy's."""
+    net = resistor(SparseDirect())
+    lap = net.graph.laplacian(np.asarray(net.init(jax.random.key(3))))
+    matrix = lap[net.free_nodes][:, net.free_nodes].tocoo()
+    rows, cols = jnp.asarray(matrix.row), jnp.asarray(matrix.col)
+    factor = jax.jit(lambda v: sparse_factor(rows, cols, v))(jnp.asarray(matrix.data))
+    solve = jax.jit(lambda f, b: f.solve(b))
+    rng = np.random.default_rng(1)
+    repeated = rng.normal(size=(2, matrix.shape[0]))
+    solved = []
+    for _ in range(3):
+        rhs = np.concatenate([repeated, repeated[:1], rng.normal(size=(1, matrix.shape[0]))])
+        before = sparse.statistics()["solves"]
+        x = np.asarray(solve(factor, jnp.asarray(rhs)))
+        solved.append(sparse.statistics()["solves"] - before)
+        np.testing.assert_allclose(x, spla.spsolve(matrix.tocsc(), rhs.T).T, rtol=1e-10)
+    assert solved == [3, 3, 1]
+
+
 def tcl_run(net, rule, shortcut, monkeypatch):
     monkeypatch.setattr(tcl_network, "_has_thevenin", lambda network: shortcut)
     inputs, targets = batch(6, seed=3)

@@ -32,15 +32,40 @@ FACTORISATIONS = 16
 # about 1.6 GB of factors (SuperLU's nnz; L + U of an elastic lattice of 10^5 nodes: 3.9e7)
 STORED_ENTRIES = 2**27
 KEY_BYTES = 32  # SHA-256
+REPEATED = 64  # right-hand sides remembered per factorisation
 
 
 @dataclasses.dataclass(frozen=True)
 class _Factor:
-    """A factorisation and the pattern (digest) and values of the matrix it factorises."""
+    """A factorisation, the pattern (digest) and values of the matrix it factorises, and the
+    solutions of the right-hand sides asked for more than once (the Woodbury columns H^-1 P
+    of every chord loop): at most ``REPEATED`` of them, and ``REPEATED`` digests seen once."""
 
     pattern: bytes
     values: np.ndarray
     lu: spla.SuperLU
+    seen: OrderedDict[bytes, None] = dataclasses.field(default_factory=OrderedDict)
+    repeated: OrderedDict[bytes, np.ndarray] = dataclasses.field(default_factory=OrderedDict)
+
+    def solve(self, columns):
+        """The solutions of ``columns`` (k, n), each distinct column solved once."""
+        digests = [hashlib.sha256(column).digest() for column in columns]
+        with _lock:
+            known = {d: self.repeated[d] for d in digests if d in self.repeated}
+        todo = {d: i for i, d in enumerate(digests) if d not in known}  # first of each
+        if todo:
+            solved = self.lu.solve(np.ascontiguousarray(columns[list(todo.values())].T)).T
+            known.update(zip(todo, solved, strict=True))
+        with _lock:
+            _counts["solves"] += len(todo)
+            for digest in todo:
+                if digest in self.seen:
+                    self.repeated[digest] = known[digest].copy()
+                self.seen[digest] = None
+            for kept in (self.seen, self.repeated):
+                while len(kept) > REPEATED:
+                    kept.popitem(last=False)
+        return np.stack([known[d] for d in digests])
 
 
 _factorisations: OrderedDict[bytes, _Factor] = OrderedDict()
@@ -75,20 +100,26 @@ def _first(a):
     return np.reshape(a, (-1, a.shape[-1]))[0]
 
 
-def _factorise(pattern: bytes, digest: bytes, rows, cols, values, within: float) -> bytes:
+def _key(pattern, rows, cols, values, within: float) -> bytes:
     """The key of a kept factorisation of A = sparse(values at rows, cols) (duplicates
-    summed): A's own, or (``within`` > 0) that of the pattern's last chord matrix A_f if
-    |A - A_f| <= within |A_f| entrywise; factorised now if neither is kept."""
+    summed): (``within`` > 0) that of the last chord matrix A_f of the ``pattern`` (a SHA-256
+    object) if |A - A_f| <= within |A_f| entrywise, else A's own, factorised now if not kept."""
     with _lock:
-        chord = _chords.get(pattern) if within > 0 else None
-        if digest not in _factorisations and chord in _factorisations:
-            kept = _factorisations[chord]
-            if np.all(np.abs(values - kept.values) <= within * np.abs(kept.values)):
-                digest = chord
-                _counts["stand_ins"] += 1
-        if digest in _factorisations:
-            _factorisations.move_to_end(digest)
-            return digest
+        chord = _chords.get(pattern.digest()) if within > 0 else None
+        kept = _factorisations.get(chord) if chord else None
+        if kept is not None and np.all(
+            np.abs(values - kept.values) <= within * np.abs(kept.values)
+        ):
+            _counts["stand_ins"] += not np.array_equal(values, kept.values)
+            _factorisations.move_to_end(chord)
+            return chord
+    digest = pattern.copy()
+    digest.update(np.ascontiguousarray(values))
+    key = digest.digest()
+    with _lock:
+        if key in _factorisations:
+            _factorisations.move_to_end(key)
+            return key
     n = int(max(rows.max(), cols.max())) + 1
     lu = spla.splu(
         sp.csc_matrix((values, (rows, cols)), shape=(n, n)),
@@ -97,16 +128,16 @@ def _factorise(pattern: bytes, digest: bytes, rows, cols, values, within: float)
         options={"SymmetricMode": True},
     )
     with _lock:
-        _factorisations[digest] = _Factor(pattern, np.array(values), lu)
+        _factorisations[key] = _Factor(pattern.digest(), np.array(values), lu)
         _counts["factorisations"] += 1
         if within > 0:
-            _chords[pattern] = digest
+            _chords[pattern.digest()] = key
         while len(_factorisations) > 1 and (
             len(_factorisations) > FACTORISATIONS
             or sum(kept.lu.nnz for kept in _factorisations.values()) > STORED_ENTRIES
         ):
             _factorisations.popitem(last=False)
-    return digest
+    return key
 
 
 def _factorise_callback(rows, cols, values, within):
@@ -115,9 +146,7 @@ def _factorise_callback(rows, cols, values, within):
     pattern = _pattern(rows, cols)
     keys = np.empty((*values.shape[:-1], KEY_BYTES), np.uint8)
     for index in np.ndindex(values.shape[:-1]):
-        digest = pattern.copy()
-        digest.update(np.ascontiguousarray(values[index]))
-        key = _factorise(pattern.digest(), digest.digest(), rows, cols, values[index], within)
+        key = _key(pattern, rows, cols, values[index], within)
         keys[index] = np.frombuffer(key, np.uint8)
     return keys
 
@@ -126,8 +155,9 @@ def _solve_callback(keys, rows, cols, values, rhs):
     """x with A x = rhs for the factorisations ``keys``. The leading (vmap) axes of ``keys``
     and ``values`` select the matrix, size 1 where it is shared; ``rhs`` has the same leading
     axes, then any axes of right-hand sides. Each factorisation solves its distinct
-    right-hand sides at once (every nudge level of a TCL cycle brings the same matrix and
-    some the same columns); one evicted since ``sparse_factor`` is factorised again."""
+    right-hand sides at once (``_Factor.solve``: every nudge level of a TCL cycle brings the
+    same matrix and some the same columns); one evicted since ``sparse_factor`` is factorised
+    again."""
     n = rhs.shape[-1]
     matrices = keys.shape[:-1]
     batch = np.broadcast_shapes(matrices, rhs.shape[: len(matrices)])
@@ -148,12 +178,7 @@ def _solve_callback(keys, rows, cols, values, rhs):
             tuple(slice(None) if size == 1 else k for k, size in zip(index, matrices, strict=True))
             for index in indices
         ]
-        columns = np.concatenate([rhs[block].reshape(-1, n) for block in blocks])
-        digests = np.array([hashlib.sha256(column).digest() for column in columns])
-        _, first, which = np.unique(digests, return_index=True, return_inverse=True)
-        solved = kept.lu.solve(np.ascontiguousarray(columns[first].T)).T[which.ravel()]
-        with _lock:
-            _counts["solves"] += first.size
+        solved = kept.solve(np.concatenate([rhs[block].reshape(-1, n) for block in blocks]))
         start = 0
         for block in blocks:
             count = int(np.prod(rhs[block].shape[:-1]))
