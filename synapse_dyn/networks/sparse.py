@@ -7,8 +7,8 @@ chord or modified-Newton loop hashes and factorises its matrix once, outside the
 Factorisations are kept (the most recently used, at most ``FACTORISATIONS`` of them and
 ``STORED_ENTRIES`` stored entries in all, at least the last one) under their key: every nudge
 level of a TCL cycle, and every later request of the same matrix, reuse one. A chord matrix
-may also stand in for a nearby one (``within``): the free states of a TCL cycle reuse the rest
-Hessian of earlier cycles while the parameters change little.
+may also stand in for a nearby one (``within``): the free and nudged states of an elastic
+network's TCL cycles keep one rest Hessian's factorisation while the stiffnesses change little.
 Measured on the elastic Hessian of a 10^4-node triangular lattice (2 x 10^4 unknowns): a
 factorisation takes 85-100 ms alone and 170-210 ms inside a TCL cycle (a third of it the
 kernel zeroing new pages for the factors, perf), a solve with it 3 ms (5.5 ms for two
