@@ -54,6 +54,7 @@ def report(
         note=note,
         load=round(load(), 2),
         time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        run=os.environ.get("SYNAPSE_DYN_BENCH_RUN", benchmark),  # the script that measured it
     )
     status = "" if met is None else (" met" if met else " NOT met")
     print(

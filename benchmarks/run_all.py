@@ -107,6 +107,7 @@ def main():
             command = [sys.executable, str(HERE / script), *(quick if args.quick else full)]
             print(f"== {name}: {' '.join(command[1:])}", flush=True)
             start = time.perf_counter()
+            env["SYNAPSE_DYN_BENCH_RUN"] = name  # a script may report rows of another benchmark
             done = subprocess.run(command, env=env, cwd=HERE, check=False)
             print(f"== {name}: exit {done.returncode} after {time.perf_counter() - start:.0f} s")
             if done.returncode:
@@ -119,7 +120,7 @@ def main():
     out.parent.mkdir(exist_ok=True)
     if args.only and out.exists():  # keep the other benchmarks' rows from the earlier run
         earlier = json.loads(out.read_text())
-        kept = [row for row in earlier["rows"] if row["benchmark"] not in names]
+        kept = [row for row in earlier["rows"] if row.get("run", row["benchmark"]) not in names]
         rows = kept + rows
         machine["earlier"] = (
             f"rows of {sorted({r['benchmark'] for r in kept})} from " + (earlier["machine"]["date"])
