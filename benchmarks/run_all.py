@@ -120,10 +120,12 @@ def main():
     out.parent.mkdir(exist_ok=True)
     if args.only and out.exists():  # keep the other benchmarks' rows from the earlier run
         earlier = json.loads(out.read_text())
-        kept = [row for row in earlier["rows"] if row.get("run", row["benchmark"]) not in names]
+        kept = [row for row in earlier["rows"] if row["run"] not in names]
         rows = kept + rows
+        times = sorted(row["time"] for row in kept)
         machine["earlier"] = (
-            f"rows of {sorted({r['benchmark'] for r in kept})} from " + (earlier["machine"]["date"])
+            f"rows of {sorted({r['run'] for r in kept})} from earlier runs, measured "
+            f"{times[0]} to {times[-1]} (local time)"
         )
     out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
     DOCS.write_text(markdown())
