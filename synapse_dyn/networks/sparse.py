@@ -37,11 +37,10 @@ REPEATED = 64  # right-hand sides remembered per factorisation
 
 @dataclasses.dataclass(frozen=True)
 class _Factor:
-    """A factorisation, the pattern (digest) and values of the matrix it factorises, and the
+    """A factorisation, the values of the matrix it factorises (to test a stand-in), and the
     solutions of the right-hand sides asked for more than once (the Woodbury columns H^-1 P
     of every chord loop): at most ``REPEATED`` of them, and ``REPEATED`` digests seen once."""
 
-    pattern: bytes
     values: np.ndarray
     lu: spla.SuperLU
     seen: OrderedDict[bytes, None] = dataclasses.field(default_factory=OrderedDict)
@@ -128,7 +127,7 @@ def _key(pattern, rows, cols, values, within: float) -> bytes:
         options={"SymmetricMode": True},
     )
     with _lock:
-        _factorisations[key] = _Factor(pattern.digest(), np.array(values), lu)
+        _factorisations[key] = _Factor(np.array(values), lu)
         _counts["factorisations"] += 1
         if within > 0:
             _chords[pattern.digest()] = key
